@@ -1,0 +1,443 @@
+//! [`S3Driver`]: the storage driver on one S3 bucket.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use regstore_driver_api::{
+    ByteStream, Error, FileInfo, FileWriter, RedirectMethod, RedirectRequest, Result,
+    StorageDriver, StoragePath, WalkFn, WalkOptions,
+};
+
+use crate::config::S3Config;
+use crate::connection::{PresignMethod, S3Connection};
+use crate::dispatch::RequestStats;
+use crate::error::{S3Error, DRIVER};
+use crate::keys::KeyMapper;
+use crate::s3api::{collect, ListRequest, S3Api, WriteHeaders};
+use crate::writer::S3Writer;
+
+/// Shared state of a driver and its writers.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) api: S3Api,
+    pub(crate) keys: KeyMapper,
+    pub(crate) headers: WriteHeaders,
+}
+
+/// The S3 storage driver (registered as `s3` and `s3aws`; reports itself as `"s3aws"`).
+///
+/// Objects live under `rootdirectory` in one bucket with distribution's key layout, so a Go
+/// registry and regstore can share a bucket. S3 has no directories: a directory is a key
+/// prefix that has objects below it. Every write carries the configured content type, ACL,
+/// encryption and storage-class headers. Cheap to share behind an `Arc`; all methods may be
+/// called concurrently.
+#[derive(Debug, Clone)]
+pub struct S3Driver {
+    inner: Arc<Inner>,
+}
+
+/// What the test inspection helper reports about a stored object.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInspection {
+    /// `x-amz-server-side-encryption` of the object.
+    pub sse: Option<String>,
+    /// `x-amz-server-side-encryption-aws-kms-key-id` of the object.
+    pub kms_key_id: Option<String>,
+    /// `x-amz-storage-class` of the object (S3 omits it for STANDARD).
+    pub storage_class: Option<String>,
+    /// The ACL's grants as `(grantee, permission)`; `None` when the server refused to answer.
+    pub grants: Option<Vec<(String, String)>>,
+}
+
+impl S3Driver {
+    /// Connects to the bucket `config` names. Does not contact S3: a wrong endpoint or missing
+    /// bucket shows on the first request.
+    pub fn new(config: S3Config) -> Result<Self> {
+        let keys = KeyMapper::new(&config.root_directory);
+        let headers = WriteHeaders::from_config(&config);
+        let conn = S3Connection::new(config)?;
+        Ok(S3Driver {
+            inner: Arc::new(Inner {
+                api: S3Api::new(conn),
+                keys,
+                headers,
+            }),
+        })
+    }
+
+    /// Counters of the HTTP requests this driver has sent, by S3 operation.
+    pub fn request_stats(&self) -> Arc<RequestStats> {
+        self.inner.api.stats()
+    }
+
+    /// The configuration the driver runs with.
+    pub fn config(&self) -> &S3Config {
+        self.inner.api.config()
+    }
+
+    /// Creates the bucket if it does not exist (an existing bucket of ours is fine). Meant for
+    /// tests and first setup: a registry expects its bucket to exist and never calls this.
+    pub async fn ensure_bucket(&self) -> Result<()> {
+        self.inner
+            .api
+            .create_bucket()
+            .await
+            .map_err(|e| Error::backend(DRIVER, None, e))
+    }
+
+    /// Reads back the encryption, storage class and ACL S3 recorded for `path`. For header
+    /// tests only; not part of the supported API.
+    #[doc(hidden)]
+    pub async fn inspect_object(&self, path: &StoragePath) -> Result<ObjectInspection> {
+        let key = self.inner.keys.key(path);
+        let head = self
+            .inner
+            .api
+            .head_object(&key)
+            .await
+            .map_err(|e| e.into_error(path))?;
+        let grants = self.inner.api.get_object_acl(&key).await.ok().map(|g| {
+            g.into_iter()
+                .map(|g| (g.grantee, g.permission))
+                .collect::<Vec<_>>()
+        });
+        Ok(ObjectInspection {
+            sse: head.sse,
+            kms_key_id: head.kms_key_id,
+            storage_class: head.storage_class,
+            grants,
+        })
+    }
+
+    /// Stores `data` under the raw `key` relative to the root directory, bypassing path
+    /// validation (tests use it for folder markers such as `dir/`). Not part of the API.
+    #[doc(hidden)]
+    pub async fn put_raw_key(&self, relative_key: &str, data: Bytes) -> Result<()> {
+        let key = format!("{}{}", self.inner.keys.root(), relative_key);
+        self.inner
+            .api
+            .put_object(&key, data, &self.inner.headers)
+            .await
+            .map_err(|e| e.into_error(relative_key))
+    }
+
+    /// Stat by listing `key/` (one key at most): a directory if anything is below it.
+    async fn stat_by_list(&self, path: &StoragePath) -> Result<FileInfo> {
+        let page = self
+            .inner
+            .api
+            .list_objects_v2(ListRequest {
+                prefix: self.inner.keys.dir_prefix(path),
+                max_keys: Some(1),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.into_backend(path))?;
+        if page.objects.is_empty() && page.common_prefixes.is_empty() {
+            Err(Error::not_found(DRIVER, path.as_str()))
+        } else {
+            Ok(FileInfo::dir(path.clone()))
+        }
+    }
+
+    /// Multipart copy of an object of `size` bytes: parts of `multipart_copy_chunk_size`,
+    /// at most `multipart_copy_max_concurrency` in flight. Any failure aborts the upload so
+    /// no parts are left behind.
+    async fn multipart_copy(
+        &self,
+        src_key: &str,
+        dst_key: &str,
+        size: u64,
+        dst: &str,
+    ) -> Result<()> {
+        let api = &self.inner.api;
+        let cfg = api.config();
+        let chunk = cfg.multipart_copy_chunk_size.max(1);
+        let concurrency = cfg.multipart_copy_max_concurrency.max(1);
+        let upload_id = api
+            .create_multipart_upload(dst_key, &self.inner.headers)
+            .await
+            .map_err(|e| e.into_backend(dst))?;
+        let count = size.div_ceil(chunk);
+        let result: std::result::Result<Vec<_>, S3Error> = stream::iter(0..count)
+            .map(|i| {
+                let start = i * chunk;
+                let end = ((i + 1) * chunk).min(size) - 1;
+                let upload_id = upload_id.as_str();
+                async move {
+                    api.upload_part_copy(
+                        dst_key,
+                        upload_id,
+                        i as i64 + 1,
+                        src_key,
+                        Some((start, end)),
+                        end - start + 1,
+                    )
+                    .await
+                }
+            })
+            .buffer_unordered(concurrency)
+            .try_collect()
+            .await;
+        let outcome = match result {
+            Ok(parts) => {
+                api.complete_multipart_upload(dst_key, &upload_id, &parts)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            let mut errors = vec![e.into_backend(dst)];
+            if let Err(abort) = api.abort_multipart_upload(dst_key, &upload_id).await {
+                errors.push(abort.into_backend(dst));
+            }
+            return Err(if errors.len() == 1 {
+                errors.remove(0)
+            } else {
+                Error::Multiple {
+                    driver: DRIVER.to_owned(),
+                    errors,
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StorageDriver for S3Driver {
+    fn name(&self) -> &str {
+        DRIVER
+    }
+
+    async fn get_content(&self, path: &StoragePath) -> Result<Bytes> {
+        let key = self.inner.keys.key(path);
+        match self
+            .inner
+            .api
+            .get_object(&key, 0, path)
+            .await
+            .map_err(|e| e.into_error(path))?
+        {
+            Some((len, stream)) => collect(len, stream).await,
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    async fn put_content(&self, path: &StoragePath, content: Bytes) -> Result<()> {
+        let key = self.inner.keys.key(path);
+        self.inner
+            .api
+            .put_object(&key, content, &self.inner.headers)
+            .await
+            .map_err(|e| e.into_error(path))
+    }
+
+    async fn reader(&self, path: &StoragePath, offset: u64) -> Result<ByteStream> {
+        let key = self.inner.keys.key(path);
+        match self
+            .inner
+            .api
+            .get_object(&key, offset, path)
+            .await
+            .map_err(|e| e.into_error(path))?
+        {
+            Some((_, stream)) => Ok(stream),
+            // 416: the offset is at or past the end. A missing key answers 404 first, so this
+            // is an existing object and the stream is simply empty.
+            None => Ok(Box::pin(stream::empty())),
+        }
+    }
+
+    async fn writer(&self, path: &StoragePath, append: bool) -> Result<Box<dyn FileWriter>> {
+        let w = if append {
+            S3Writer::resume(Arc::clone(&self.inner), path.clone()).await?
+        } else {
+            S3Writer::create(Arc::clone(&self.inner), path.clone()).await?
+        };
+        Ok(Box::new(w))
+    }
+
+    async fn stat(&self, path: &StoragePath) -> Result<FileInfo> {
+        if path.is_root() {
+            // The root always exists; one listing checks that the bucket answers.
+            self.inner
+                .api
+                .list_objects_v2(ListRequest {
+                    prefix: self.inner.keys.dir_prefix(path),
+                    max_keys: Some(1),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.into_backend(path))?;
+            return Ok(FileInfo::dir(path.clone()));
+        }
+        let key = self.inner.keys.key(path);
+        match self.inner.api.head_object(&key).await {
+            Ok(head) => Ok(FileInfo::file(path.clone(), head.size, head.last_modified)),
+            // Any answer from S3 (404 for a prefix, 403 where HEAD is denied but List is
+            // allowed) falls back to a listing; a network failure is returned as is.
+            Err(e) if e.is_api() => self.stat_by_list(path).await,
+            Err(e) => Err(e.into_backend(path)),
+        }
+    }
+
+    async fn list(&self, path: &StoragePath) -> Result<Vec<StoragePath>> {
+        let prefix = self.inner.keys.dir_prefix(path);
+        let mut files = Vec::new();
+        let mut dirs = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .inner
+                .api
+                .list_objects_v2(ListRequest {
+                    prefix: prefix.clone(),
+                    delimiter: Some("/".to_owned()),
+                    continuation_token: token.take(),
+                    max_keys: Some(1000),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.into_backend(path))?;
+            // A folder marker `dir/` equals the prefix itself and is not a child; keys that do
+            // not spell valid paths (foreign objects) are not reported.
+            files.extend(
+                page.objects
+                    .iter()
+                    .filter(|o| o.key != prefix && !o.key.ends_with('/'))
+                    .filter_map(|o| self.inner.keys.path(&o.key)),
+            );
+            dirs.extend(
+                page.common_prefixes
+                    .iter()
+                    .filter_map(|p| self.inner.keys.path(p)),
+            );
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        if files.is_empty() && dirs.is_empty() && !path.is_root() {
+            return Err(Error::not_found(DRIVER, path.as_str()));
+        }
+        files.extend(dirs);
+        Ok(files)
+    }
+
+    async fn move_object(&self, src: &StoragePath, dst: &StoragePath) -> Result<()> {
+        let api = &self.inner.api;
+        let src_key = self.inner.keys.key(src);
+        let dst_key = self.inner.keys.key(dst);
+        // HEAD first: a missing source must leave the destination untouched.
+        let head = api
+            .head_object(&src_key)
+            .await
+            .map_err(|e| e.into_error(src))?;
+        if head.size <= api.config().multipart_copy_threshold_size {
+            api.copy_object(&src_key, &dst_key, &self.inner.headers)
+                .await
+                .map_err(|e| e.into_error(src))?;
+        } else {
+            self.multipart_copy(&src_key, &dst_key, head.size, dst)
+                .await?;
+        }
+        self.delete(src).await
+    }
+
+    async fn delete(&self, path: &StoragePath) -> Result<()> {
+        let api = &self.inner.api;
+        let key = self.inner.keys.key(path);
+        let sub_prefix = format!("{key}/");
+        let mut token = None;
+        let mut found = false;
+        let mut errors = Vec::new();
+        loop {
+            let page = api
+                .list_objects_v2(ListRequest {
+                    prefix: key.clone(),
+                    continuation_token: token.take(),
+                    max_keys: Some(1000),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.into_backend(path))?;
+            // Only the object itself and true subpaths: `/a` never takes `/ab` or `/a-b/…`.
+            let batch: Vec<String> = page
+                .objects
+                .into_iter()
+                .map(|o| o.key)
+                .filter(|k| *k == key || k.starts_with(&sub_prefix))
+                .collect();
+            if !batch.is_empty() {
+                found = true;
+                for f in api
+                    .delete_objects(batch)
+                    .await
+                    .map_err(|e| e.into_backend(path))?
+                {
+                    let p = self
+                        .inner
+                        .keys
+                        .path(&f.key)
+                        .map(|p| p.to_string())
+                        .unwrap_or(f.key);
+                    errors.push(Error::backend(
+                        DRIVER,
+                        Some(&p),
+                        format!("DeleteObjects: {}: {}", f.code, f.message),
+                    ));
+                }
+            }
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Multiple {
+                driver: DRIVER.to_owned(),
+                errors,
+            });
+        }
+        if !found {
+            return Err(Error::not_found(DRIVER, path.as_str()));
+        }
+        Ok(())
+    }
+
+    async fn redirect_url(
+        &self,
+        request: &RedirectRequest,
+        path: &StoragePath,
+    ) -> Result<Option<url::Url>> {
+        let method = match request.method {
+            RedirectMethod::Get => PresignMethod::Get,
+            RedirectMethod::Head => PresignMethod::Head,
+            RedirectMethod::Other => return Ok(None),
+        };
+        let key = self.inner.keys.key(path);
+        self.inner
+            .api
+            .connection()
+            .presign(method, &key)
+            .await
+            .map(Some)
+    }
+
+    async fn walk(
+        &self,
+        from: &StoragePath,
+        options: &WalkOptions,
+        f: &mut WalkFn<'_>,
+    ) -> Result<()> {
+        crate::walk::walk(&self.inner, from, options, f).await
+    }
+
+    fn url_key(&self, path: &StoragePath) -> String {
+        self.inner.keys.key(path)
+    }
+}

@@ -1,0 +1,863 @@
+//! The seam between the driver and rusoto_s3.
+//!
+//! Every S3 call the driver makes goes through [`S3Api`], which takes and returns this module's
+//! own small types. rusoto's request/response structs and errors never leave this file (errors
+//! leave as [`S3Error`]), so the driver logic reads as S3 semantics, not SDK plumbing, and the
+//! SDK could be swapped here alone. Answers that lack something S3 promises (an ETag, an upload
+//! id, a continuation token on a truncated page) become typed errors, never panics.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use regstore_driver_api::{ByteStream, Error};
+use rusoto_s3::S3 as _;
+
+use crate::config::S3Config;
+use crate::connection::S3Connection;
+use crate::dispatch::RequestStats;
+use crate::error::{S3Error, DRIVER};
+
+/// Headers every object-creating request carries (PutObject, CreateMultipartUpload,
+/// CopyObject): content type, canned ACL, server-side encryption, KMS key id, storage class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WriteHeaders {
+    pub(crate) content_type: String,
+    /// Canned ACL; `None` sends no `x-amz-acl` (buckets with ACLs disabled).
+    pub(crate) acl: Option<String>,
+    /// `AES256` or `aws:kms`; `None` when encryption is off.
+    pub(crate) sse: Option<String>,
+    /// KMS key id, only together with `aws:kms`.
+    pub(crate) kms_key_id: Option<String>,
+    /// Storage class; `None` sends no header (`storageclass: NONE`).
+    pub(crate) storage_class: Option<String>,
+}
+
+impl WriteHeaders {
+    /// The headers `config` asks for. A KMS key id is sent only with encryption on: S3 rejects
+    /// a key id without `aws:kms`.
+    pub(crate) fn from_config(config: &S3Config) -> Self {
+        let kms_key_id = config
+            .key_id
+            .clone()
+            .filter(|k| config.encrypt && !k.is_empty());
+        let sse = config.encrypt.then(|| {
+            if kms_key_id.is_some() {
+                "aws:kms".to_owned()
+            } else {
+                "AES256".to_owned()
+            }
+        });
+        WriteHeaders {
+            content_type: "application/octet-stream".to_owned(),
+            acl: config.object_acl.clone(),
+            sse,
+            kms_key_id,
+            storage_class: config.storage_class.clone(),
+        }
+    }
+}
+
+/// What HEAD tells about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectHead {
+    pub(crate) size: u64,
+    pub(crate) last_modified: Option<SystemTime>,
+    pub(crate) sse: Option<String>,
+    pub(crate) kms_key_id: Option<String>,
+    pub(crate) storage_class: Option<String>,
+}
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListedObject {
+    pub(crate) key: String,
+    pub(crate) size: u64,
+    pub(crate) last_modified: Option<SystemTime>,
+}
+
+/// Arguments of one ListObjectsV2 request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListRequest {
+    pub(crate) prefix: String,
+    pub(crate) delimiter: Option<String>,
+    pub(crate) start_after: Option<String>,
+    pub(crate) continuation_token: Option<String>,
+    pub(crate) max_keys: Option<i64>,
+}
+
+/// One page of ListObjectsV2. `next_token` is `Some` exactly when the listing continues.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListPage {
+    pub(crate) objects: Vec<ListedObject>,
+    pub(crate) common_prefixes: Vec<String>,
+    pub(crate) next_token: Option<String>,
+}
+
+/// One in-progress multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UploadInfo {
+    pub(crate) key: String,
+    pub(crate) upload_id: String,
+    pub(crate) initiated: Option<SystemTime>,
+}
+
+/// One page of ListMultipartUploads; `next` holds the (key, upload id) markers of the next.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UploadsPage {
+    pub(crate) uploads: Vec<UploadInfo>,
+    pub(crate) next: Option<(String, String)>,
+}
+
+/// An uploaded part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartInfo {
+    pub(crate) number: i64,
+    pub(crate) etag: String,
+    pub(crate) size: u64,
+}
+
+/// One page of ListParts; `next_marker` is the part-number marker of the next page.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PartsPage {
+    pub(crate) parts: Vec<PartInfo>,
+    pub(crate) next_marker: Option<i64>,
+}
+
+/// A key that DeleteObjects could not delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeleteFailure {
+    pub(crate) key: String,
+    pub(crate) code: String,
+    pub(crate) message: String,
+}
+
+/// One grant of an object ACL (for header tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AclGrant {
+    /// Grantee URI (groups such as AllUsers) or canonical id.
+    pub(crate) grantee: String,
+    pub(crate) permission: String,
+}
+
+/// A streaming request body made of `pieces`, handed to rusoto without copying them.
+fn body(pieces: Vec<Bytes>) -> (rusoto_core::ByteStream, usize) {
+    let len = pieces.iter().map(Bytes::len).sum();
+    let stream = rusoto_core::ByteStream::new_with_size(
+        futures::stream::iter(pieces.into_iter().map(Ok)),
+        len,
+    );
+    (stream, len)
+}
+
+/// A length reported by S3 (`i64`) as `u64`; negative is malformed.
+fn length(operation: &'static str, what: &str, v: Option<i64>) -> Result<u64, S3Error> {
+    let v = v.ok_or_else(|| S3Error::malformed(operation, format!("answer has no {what}")))?;
+    u64::try_from(v).map_err(|_| S3Error::malformed(operation, format!("negative {what}: {v}")))
+}
+
+/// The S3 client of one driver, bound to its bucket.
+pub(crate) struct S3Api {
+    conn: S3Connection,
+    bucket: String,
+}
+
+impl std::fmt::Debug for S3Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Api")
+            .field("bucket", &self.bucket)
+            .finish()
+    }
+}
+
+impl S3Api {
+    /// Wraps a connection.
+    pub(crate) fn new(conn: S3Connection) -> Self {
+        let bucket = conn.config.bucket.clone();
+        S3Api { conn, bucket }
+    }
+
+    /// The configuration the connection was built from.
+    pub(crate) fn config(&self) -> &Arc<S3Config> {
+        &self.conn.config
+    }
+
+    /// Request counters of the connection.
+    pub(crate) fn stats(&self) -> Arc<RequestStats> {
+        Arc::clone(&self.conn.stats)
+    }
+
+    /// The connection (for presigning).
+    pub(crate) fn connection(&self) -> &S3Connection {
+        &self.conn
+    }
+
+    /// `bucket/key` as CopySource wants it. Keys are made of `[A-Za-z0-9._/-]` only (paths
+    /// are validated), so nothing needs escaping.
+    fn copy_source(&self, key: &str) -> String {
+        format!("{}/{}", self.bucket, key)
+    }
+
+    /// PutObject of `data` at `key` with `headers`.
+    pub(crate) async fn put_object(
+        &self,
+        key: &str,
+        data: Bytes,
+        headers: &WriteHeaders,
+    ) -> Result<(), S3Error> {
+        const OP: &str = "PutObject";
+        let (body, len) = body(vec![data]);
+        let req = rusoto_s3::PutObjectRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            content_length: Some(len as i64),
+            body: Some(body),
+            content_type: Some(headers.content_type.clone()),
+            acl: headers.acl.clone(),
+            server_side_encryption: headers.sse.clone(),
+            ssekms_key_id: headers.kms_key_id.clone(),
+            storage_class: headers.storage_class.clone(),
+            ..Default::default()
+        };
+        self.conn
+            .client
+            .put_object(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        Ok(())
+    }
+
+    /// GetObject from byte `offset` (`Range: bytes=<offset>-`). `Ok(None)` when S3 says the
+    /// range is unsatisfiable (offset at or past the end, any read of an empty object). The
+    /// body is streamed as it arrives; stream errors become `Backend` errors about `path`.
+    pub(crate) async fn get_object(
+        &self,
+        key: &str,
+        offset: u64,
+        path: &str,
+    ) -> Result<Option<(Option<u64>, ByteStream)>, S3Error> {
+        const OP: &str = "GetObject";
+        let req = rusoto_s3::GetObjectRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            range: Some(format!("bytes={offset}-")),
+            ..Default::default()
+        };
+        let out = match self.conn.client.get_object(req).await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = S3Error::from_rusoto(OP, e);
+                return if e.is_invalid_range() {
+                    Ok(None)
+                } else {
+                    Err(e)
+                };
+            }
+        };
+        let len = out.content_length.and_then(|l| u64::try_from(l).ok());
+        let stream: ByteStream = match out.body {
+            Some(b) => {
+                let path = path.to_owned();
+                Box::pin(b.map_err(move |e| {
+                    Error::backend(
+                        DRIVER,
+                        Some(&path),
+                        S3Error {
+                            operation: OP,
+                            class: crate::error::ErrorClass::Transport,
+                            status: None,
+                            code: None,
+                            message: format!("reading body: {e}"),
+                        },
+                    )
+                }))
+            }
+            None => Box::pin(futures::stream::empty()),
+        };
+        Ok(Some((len, stream)))
+    }
+
+    /// HeadObject.
+    pub(crate) async fn head_object(&self, key: &str) -> Result<ObjectHead, S3Error> {
+        const OP: &str = "HeadObject";
+        let req = rusoto_s3::HeadObjectRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            ..Default::default()
+        };
+        let out = self
+            .conn
+            .client
+            .head_object(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        Ok(ObjectHead {
+            size: length(OP, "Content-Length", out.content_length)?,
+            last_modified: out.last_modified.as_deref().and_then(parse_time),
+            sse: out.server_side_encryption,
+            kms_key_id: out.ssekms_key_id,
+            storage_class: out.storage_class,
+        })
+    }
+
+    /// One page of ListObjectsV2. Counts come from the entries, never from `KeyCount` (some
+    /// servers omit it).
+    pub(crate) async fn list_objects_v2(&self, r: ListRequest) -> Result<ListPage, S3Error> {
+        const OP: &str = "ListObjectsV2";
+        let req = rusoto_s3::ListObjectsV2Request {
+            bucket: self.bucket.clone(),
+            prefix: Some(r.prefix),
+            delimiter: r.delimiter,
+            start_after: r.start_after,
+            continuation_token: r.continuation_token,
+            max_keys: r.max_keys,
+            ..Default::default()
+        };
+        let out = self
+            .conn
+            .client
+            .list_objects_v2(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        let mut objects = Vec::new();
+        for o in out.contents.unwrap_or_default() {
+            let key = o
+                .key
+                .ok_or_else(|| S3Error::malformed(OP, "listed object without a key"))?;
+            objects.push(ListedObject {
+                size: length(OP, "Size", o.size.or(Some(0)))?,
+                last_modified: o.last_modified.as_deref().and_then(parse_time),
+                key,
+            });
+        }
+        let common_prefixes = out
+            .common_prefixes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| p.prefix)
+            .collect();
+        let next_token = if out.is_truncated == Some(true) {
+            Some(
+                out.next_continuation_token
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        S3Error::malformed(OP, "truncated listing without NextContinuationToken")
+                    })?,
+            )
+        } else {
+            None
+        };
+        Ok(ListPage {
+            objects,
+            common_prefixes,
+            next_token,
+        })
+    }
+
+    /// CreateMultipartUpload at `key` with `headers`; returns the upload id.
+    pub(crate) async fn create_multipart_upload(
+        &self,
+        key: &str,
+        headers: &WriteHeaders,
+    ) -> Result<String, S3Error> {
+        const OP: &str = "CreateMultipartUpload";
+        let req = rusoto_s3::CreateMultipartUploadRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            content_type: Some(headers.content_type.clone()),
+            acl: headers.acl.clone(),
+            server_side_encryption: headers.sse.clone(),
+            ssekms_key_id: headers.kms_key_id.clone(),
+            storage_class: headers.storage_class.clone(),
+            ..Default::default()
+        };
+        let out = self
+            .conn
+            .client
+            .create_multipart_upload(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        out.upload_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| S3Error::malformed(OP, "answer has no UploadId"))
+    }
+
+    /// UploadPart `number` of `upload_id` with the concatenation of `pieces`; returns the part.
+    pub(crate) async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: i64,
+        pieces: Vec<Bytes>,
+    ) -> Result<PartInfo, S3Error> {
+        const OP: &str = "UploadPart";
+        let (body, len) = body(pieces);
+        let size = len as u64;
+        let req = rusoto_s3::UploadPartRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            part_number: number,
+            content_length: Some(len as i64),
+            body: Some(body),
+            ..Default::default()
+        };
+        let out = self
+            .conn
+            .client
+            .upload_part(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        let etag = out
+            .e_tag
+            .ok_or_else(|| S3Error::malformed(OP, "answer has no ETag"))?;
+        Ok(PartInfo { number, etag, size })
+    }
+
+    /// UploadPartCopy of `src_key` (bytes `range` inclusive, or the whole object) as part
+    /// `number`. `size` is what the caller knows the copied range to be.
+    pub(crate) async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: i64,
+        src_key: &str,
+        range: Option<(u64, u64)>,
+        size: u64,
+    ) -> Result<PartInfo, S3Error> {
+        const OP: &str = "UploadPartCopy";
+        let req = rusoto_s3::UploadPartCopyRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            part_number: number,
+            copy_source: self.copy_source(src_key),
+            copy_source_range: range.map(|(a, b)| format!("bytes={a}-{b}")),
+            ..Default::default()
+        };
+        let out = self
+            .conn
+            .client
+            .upload_part_copy(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        let etag = out
+            .copy_part_result
+            .and_then(|r| r.e_tag)
+            .ok_or_else(|| S3Error::malformed(OP, "answer has no CopyPartResult ETag"))?;
+        Ok(PartInfo { number, etag, size })
+    }
+
+    /// CompleteMultipartUpload with `parts` (sent sorted by part number).
+    pub(crate) async fn complete_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[PartInfo],
+    ) -> Result<(), S3Error> {
+        const OP: &str = "CompleteMultipartUpload";
+        let mut completed: Vec<rusoto_s3::CompletedPart> = parts
+            .iter()
+            .map(|p| rusoto_s3::CompletedPart {
+                e_tag: Some(p.etag.clone()),
+                part_number: Some(p.number),
+            })
+            .collect();
+        completed.sort_by_key(|p| p.part_number);
+        let req = rusoto_s3::CompleteMultipartUploadRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            multipart_upload: Some(rusoto_s3::CompletedMultipartUpload {
+                parts: Some(completed),
+            }),
+            ..Default::default()
+        };
+        self.conn
+            .client
+            .complete_multipart_upload(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        Ok(())
+    }
+
+    /// AbortMultipartUpload.
+    pub(crate) async fn abort_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), S3Error> {
+        const OP: &str = "AbortMultipartUpload";
+        let req = rusoto_s3::AbortMultipartUploadRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            ..Default::default()
+        };
+        self.conn
+            .client
+            .abort_multipart_upload(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        Ok(())
+    }
+
+    /// One page of ListMultipartUploads under `prefix`, continuing after `marker`
+    /// (key marker, upload id marker).
+    pub(crate) async fn list_multipart_uploads(
+        &self,
+        prefix: &str,
+        marker: Option<(String, String)>,
+    ) -> Result<UploadsPage, S3Error> {
+        const OP: &str = "ListMultipartUploads";
+        let (key_marker, upload_id_marker) = match marker {
+            Some((k, u)) => (Some(k), Some(u)),
+            None => (None, None),
+        };
+        let req = rusoto_s3::ListMultipartUploadsRequest {
+            bucket: self.bucket.clone(),
+            prefix: Some(prefix.to_owned()),
+            key_marker,
+            upload_id_marker,
+            ..Default::default()
+        };
+        let out = self
+            .conn
+            .client
+            .list_multipart_uploads(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        let mut uploads = Vec::new();
+        for u in out.uploads.unwrap_or_default() {
+            let (Some(key), Some(upload_id)) = (u.key, u.upload_id) else {
+                return Err(S3Error::malformed(OP, "upload without Key or UploadId"));
+            };
+            uploads.push(UploadInfo {
+                key,
+                upload_id,
+                initiated: u.initiated.as_deref().and_then(parse_time),
+            });
+        }
+        let next = if out.is_truncated == Some(true) {
+            let key = out.next_key_marker.unwrap_or_default();
+            let id = out.next_upload_id_marker.unwrap_or_default();
+            if key.is_empty() && id.is_empty() {
+                return Err(S3Error::malformed(OP, "truncated listing without markers"));
+            }
+            Some((key, id))
+        } else {
+            None
+        };
+        Ok(UploadsPage { uploads, next })
+    }
+
+    /// One page of ListParts, continuing after part number `marker`.
+    pub(crate) async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        marker: Option<i64>,
+    ) -> Result<PartsPage, S3Error> {
+        const OP: &str = "ListParts";
+        let req = rusoto_s3::ListPartsRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            part_number_marker: marker,
+            ..Default::default()
+        };
+        let out = self
+            .conn
+            .client
+            .list_parts(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        let mut parts = Vec::new();
+        for p in out.parts.unwrap_or_default() {
+            let (Some(number), Some(etag)) = (p.part_number, p.e_tag) else {
+                return Err(S3Error::malformed(OP, "part without PartNumber or ETag"));
+            };
+            parts.push(PartInfo {
+                number,
+                etag,
+                size: length(OP, "part Size", p.size)?,
+            });
+        }
+        let next_marker = if out.is_truncated == Some(true) {
+            let m = out
+                .next_part_number_marker
+                .or_else(|| parts.last().map(|p| p.number))
+                .ok_or_else(|| S3Error::malformed(OP, "truncated listing without marker"))?;
+            if Some(m) == marker {
+                return Err(S3Error::malformed(OP, "listing does not advance"));
+            }
+            Some(m)
+        } else {
+            None
+        };
+        Ok(PartsPage { parts, next_marker })
+    }
+
+    /// CopyObject `src_key` → `dst_key` with `headers` (metadata directive COPY).
+    pub(crate) async fn copy_object(
+        &self,
+        src_key: &str,
+        dst_key: &str,
+        headers: &WriteHeaders,
+    ) -> Result<(), S3Error> {
+        const OP: &str = "CopyObject";
+        let req = rusoto_s3::CopyObjectRequest {
+            bucket: self.bucket.clone(),
+            key: dst_key.to_owned(),
+            copy_source: self.copy_source(src_key),
+            content_type: Some(headers.content_type.clone()),
+            acl: headers.acl.clone(),
+            server_side_encryption: headers.sse.clone(),
+            ssekms_key_id: headers.kms_key_id.clone(),
+            storage_class: headers.storage_class.clone(),
+            ..Default::default()
+        };
+        self.conn
+            .client
+            .copy_object(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        Ok(())
+    }
+
+    /// DeleteObjects of at most 1000 `keys` (Quiet: only failures are answered; rusoto adds
+    /// the Content-MD5 several servers require). Returns the keys S3 could not delete.
+    pub(crate) async fn delete_objects(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<DeleteFailure>, S3Error> {
+        const OP: &str = "DeleteObjects";
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if keys.len() > 1000 {
+            return Err(S3Error {
+                operation: OP,
+                class: crate::error::ErrorClass::Request,
+                status: None,
+                code: None,
+                message: format!("{} keys in one request (at most 1000)", keys.len()),
+            });
+        }
+        let req = rusoto_s3::DeleteObjectsRequest {
+            bucket: self.bucket.clone(),
+            delete: rusoto_s3::Delete {
+                objects: keys
+                    .into_iter()
+                    .map(|key| rusoto_s3::ObjectIdentifier {
+                        key,
+                        version_id: None,
+                    })
+                    .collect(),
+                quiet: Some(true),
+            },
+            ..Default::default()
+        };
+        let out = self
+            .conn
+            .client
+            .delete_objects(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        Ok(out
+            .errors
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| DeleteFailure {
+                key: e.key.unwrap_or_default(),
+                code: e.code.unwrap_or_default(),
+                message: e.message.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// CreateBucket (for tests and first setup); an existing bucket owned by us is success.
+    pub(crate) async fn create_bucket(&self) -> Result<(), S3Error> {
+        const OP: &str = "CreateBucket";
+        let region = self.conn.config.region.clone();
+        let req = rusoto_s3::CreateBucketRequest {
+            bucket: self.bucket.clone(),
+            // us-east-1 is the default location and must not be named explicitly.
+            create_bucket_configuration: (region != "us-east-1" && !region.is_empty()).then(|| {
+                rusoto_s3::CreateBucketConfiguration {
+                    location_constraint: Some(region),
+                }
+            }),
+            ..Default::default()
+        };
+        match self.conn.client.create_bucket(req).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = S3Error::from_rusoto(OP, e);
+                if e.code.as_deref() == Some("BucketAlreadyOwnedByYou") {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// GetObjectAcl (for header tests).
+    pub(crate) async fn get_object_acl(&self, key: &str) -> Result<Vec<AclGrant>, S3Error> {
+        const OP: &str = "GetObjectAcl";
+        let req = rusoto_s3::GetObjectAclRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            ..Default::default()
+        };
+        let out = self
+            .conn
+            .client
+            .get_object_acl(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        Ok(out
+            .grants
+            .unwrap_or_default()
+            .into_iter()
+            .map(|g| AclGrant {
+                grantee: g
+                    .grantee
+                    .map(|g| g.uri.or(g.id).unwrap_or(g.type_))
+                    .unwrap_or_default(),
+                permission: g.permission.unwrap_or_default(),
+            })
+            .collect())
+    }
+}
+
+/// Collects a stream into one buffer (for small objects), pre-sized when the length is known.
+pub(crate) async fn collect(len: Option<u64>, mut stream: ByteStream) -> Result<Bytes, Error> {
+    let mut first: Option<Bytes> = None;
+    let mut buf: Option<bytes::BytesMut> = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        match (&mut first, &mut buf) {
+            (None, None) => first = Some(chunk),
+            (Some(f), None) => {
+                let cap = len.and_then(|l| usize::try_from(l).ok()).unwrap_or(0);
+                let mut b = bytes::BytesMut::with_capacity(cap.max(f.len() + chunk.len()));
+                b.extend_from_slice(f);
+                b.extend_from_slice(&chunk);
+                buf = Some(b);
+            }
+            (_, Some(b)) => b.extend_from_slice(&chunk),
+        }
+    }
+    Ok(match (first, buf) {
+        (_, Some(b)) => b.freeze(),
+        (Some(f), None) => f,
+        (None, None) => Bytes::new(),
+    })
+}
+
+/// Parses the two time formats S3 uses: ISO 8601 in listings (`2026-11-23T15:28:43.000Z`)
+/// and RFC 7231 in headers (`Mon, 23 Nov 2026 15:28:43 GMT`). `None` for anything else:
+/// a time is informational and must not fail a request.
+pub(crate) fn parse_time(s: &str) -> Option<SystemTime> {
+    let s = s.trim();
+    let (y, mo, d, h, mi, sec, nanos) = if s.as_bytes().get(4) == Some(&b'-') {
+        // YYYY-MM-DDTHH:MM:SS[.fff]Z
+        let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
+        let nanos = match s.get(19..20) {
+            Some(".") => {
+                let frac: String = s[20..].chars().take_while(char::is_ascii_digit).collect();
+                let digits = frac.len().min(9);
+                let v: u64 = frac.get(..digits)?.parse().ok()?;
+                v * 10u64.pow(9 - digits as u32)
+            }
+            _ => 0,
+        };
+        (
+            num(0..4)?,
+            num(5..7)?,
+            num(8..10)?,
+            num(11..13)?,
+            num(14..16)?,
+            num(17..19)?,
+            nanos,
+        )
+    } else {
+        // Day, DD Mon YYYY HH:MM:SS GMT
+        let mut it = s.split_whitespace();
+        let _weekday = it.next()?;
+        let d: u64 = it.next()?.parse().ok()?;
+        let mon = it.next()?;
+        let mo = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ]
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(mon))? as u64
+            + 1;
+        let y: u64 = it.next()?.parse().ok()?;
+        let mut hms = it.next()?.split(':').map(|v| v.parse::<u64>().ok());
+        let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
+        (y, mo, d, h, mi, sec, 0)
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    // Days from civil (proleptic Gregorian), 1970-01-01 = 0.
+    let (y, mo) = (y as i64, mo as i64);
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + sec;
+    Some(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_time_formats() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_448_123);
+        assert_eq!(parse_time("2026-11-23T15:35:23.000Z"), Some(t));
+        assert_eq!(parse_time("2026-11-23T15:35:23Z"), Some(t));
+        assert_eq!(parse_time("Mon, 23 Nov 2026 15:35:23 GMT"), Some(t));
+        assert_eq!(
+            parse_time("2026-11-23T15:35:23.5Z"),
+            Some(t + Duration::from_millis(500))
+        );
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
+        assert_eq!(
+            parse_time("2000-03-01T00:00:00Z"),
+            Some(UNIX_EPOCH + Duration::from_secs(951_868_800))
+        );
+        for bad in [
+            "",
+            "garbage",
+            "2026-13-01T00:00:00Z",
+            "Mon, 23 Foo 2026 15:35:23 GMT",
+            "2026-11-23T1",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn collect_joins_chunks() {
+        let s: ByteStream = Box::pin(futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"ab")),
+            Ok(Bytes::from_static(b"cd")),
+            Ok(Bytes::from_static(b"e")),
+        ]));
+        assert_eq!(collect(Some(5), s).await.unwrap_or_default(), "abcde");
+        let one: ByteStream = Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(b"x"))]));
+        assert_eq!(collect(None, one).await.unwrap_or_default(), "x");
+        let none: ByteStream = Box::pin(futures::stream::empty());
+        assert_eq!(collect(None, none).await.unwrap_or_default(), "");
+    }
+}

@@ -1,0 +1,408 @@
+//! The resumable writer: one S3 multipart upload per writer, on the final key.
+//!
+//! Every part except the last is exactly `chunksize` bytes (Cloudflare R2 rejects uploads with
+//! unequal non-final parts). `close` uploads what is buffered as a possibly short part and
+//! leaves the upload open, so a later writer opened with `append` finds it by exact key,
+//! rebuilds its parts and size from ListParts, and goes on.
+//!
+//! A short last part (from a `close`) cannot be followed by more parts: S3 needs every
+//! non-final part to be at least 5 MiB, R2 needs it to be `chunksize`. Before the first new
+//! byte such a writer *re-bases*: it completes the upload (the partial object becomes
+//! visible at the key), starts a new upload with the same encryption, KMS key id, storage
+//! class and ACL headers, and then
+//! * if the content so far is under 5 MiB, reads it back into the buffer, so the new upload
+//!   again has only `chunksize` parts;
+//! * otherwise copies the whole object as part 1 (UploadPartCopy). Part 1 then has the old
+//!   size, not `chunksize`: S3 accepts that, R2's equal-part rule cannot be met after a copy.
+//!   Re-reading gigabytes to satisfy R2 would make every resumed push cost a full download,
+//!   so regstore accepts this trade-off (as distribution does); registries on R2 should not
+//!   rely on resuming uploads larger than 5 MiB that were closed on a short part.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use regstore_driver_api::{Error, FileWriter, Result, StoragePath, WriterState};
+
+use crate::driver::Inner;
+use crate::error::DRIVER;
+use crate::s3api::{collect, PartInfo};
+
+/// S3's minimum size of a non-final part.
+const MIN_PART: u64 = 5 * 1024 * 1024;
+
+/// Writes smaller than this are copied into one buffer; larger ones are kept as they are
+/// (reference-counted, no copy) until their part is uploaded.
+const COPY_BELOW: usize = 64 * 1024;
+
+/// Bytes waiting for the next part, as a list of pieces so large writes are never copied.
+#[derive(Default)]
+struct PartBuffer {
+    pieces: Vec<Bytes>,
+    small: BytesMut,
+    len: usize,
+}
+
+impl PartBuffer {
+    fn push(&mut self, data: Bytes) {
+        self.len += data.len();
+        if data.len() >= COPY_BELOW {
+            self.seal();
+            self.pieces.push(data);
+        } else {
+            self.small.extend_from_slice(&data);
+        }
+    }
+
+    fn seal(&mut self) {
+        if !self.small.is_empty() {
+            self.pieces.push(self.small.split().freeze());
+        }
+    }
+
+    fn take(&mut self) -> Vec<Bytes> {
+        self.seal();
+        self.len = 0;
+        std::mem::take(&mut self.pieces)
+    }
+
+    fn clear(&mut self) {
+        self.pieces.clear();
+        self.small.clear();
+        self.len = 0;
+    }
+}
+
+/// A writer on one multipart upload. See the module documentation.
+pub(crate) struct S3Writer {
+    inner: Arc<Inner>,
+    path: StoragePath,
+    key: String,
+    upload_id: String,
+    /// Uploaded parts, sorted by part number.
+    parts: Vec<PartInfo>,
+    /// Sum of the uploaded parts' sizes.
+    flushed: u64,
+    buf: PartBuffer,
+    chunk: usize,
+    closed: bool,
+    committed: bool,
+    cancelled: bool,
+}
+
+impl fmt::Debug for S3Writer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Writer")
+            .field("path", &self.path)
+            .field("parts", &self.parts.len())
+            .field("flushed", &self.flushed)
+            .field("buffered", &self.buf.len)
+            .field("closed", &self.closed)
+            .field("committed", &self.committed)
+            .field("cancelled", &self.cancelled)
+            .finish()
+    }
+}
+
+impl S3Writer {
+    fn new(inner: Arc<Inner>, path: StoragePath, key: String, upload_id: String) -> Self {
+        let chunk = usize::try_from(inner.api.config().chunk_size)
+            .unwrap_or(usize::MAX)
+            .max(MIN_PART as usize);
+        S3Writer {
+            inner,
+            path,
+            key,
+            upload_id,
+            parts: Vec::new(),
+            flushed: 0,
+            buf: PartBuffer::default(),
+            chunk,
+            closed: false,
+            committed: false,
+            cancelled: false,
+        }
+    }
+
+    /// A writer on a new multipart upload at `path` (`append == false`).
+    pub(crate) async fn create(inner: Arc<Inner>, path: StoragePath) -> Result<Self> {
+        let key = inner.keys.key(&path);
+        let upload_id = inner
+            .api
+            .create_multipart_upload(&key, &inner.headers)
+            .await
+            .map_err(|e| e.into_backend(&path))?;
+        Ok(Self::new(inner, path, key, upload_id))
+    }
+
+    /// A writer resuming the upload a closed writer left at `path` (`append == true`).
+    ///
+    /// Finds the uploads whose key is exactly this path's (paginated; the most recently
+    /// initiated wins if there are several) and rebuilds parts and size from ListParts. With
+    /// no upload: an empty committed object starts afresh, a non-empty one is
+    /// [`Error::AppendToCommitted`], a missing one is `PathNotFound`.
+    pub(crate) async fn resume(inner: Arc<Inner>, path: StoragePath) -> Result<Self> {
+        let api = &inner.api;
+        let key = inner.keys.key(&path);
+        let mut best: Option<crate::s3api::UploadInfo> = None;
+        let mut marker = None;
+        loop {
+            let page = api
+                .list_multipart_uploads(&key, marker.clone())
+                .await
+                .map_err(|e| e.into_backend(&path))?;
+            for u in page.uploads {
+                if u.key == key && best.as_ref().is_none_or(|b| u.initiated >= b.initiated) {
+                    best = Some(u);
+                }
+            }
+            match page.next {
+                Some(next) if Some(&next) != marker.as_ref() => marker = Some(next),
+                Some(_) => {
+                    return Err(Error::backend(
+                        DRIVER,
+                        Some(&path),
+                        "ListMultipartUploads: listing does not advance",
+                    ))
+                }
+                None => break,
+            }
+        }
+
+        let Some(upload) = best else {
+            let head = api
+                .head_object(&key)
+                .await
+                .map_err(|e| e.into_error(&path))?;
+            if head.size == 0 {
+                return Self::create(Arc::clone(&inner), path).await;
+            }
+            return Err(Error::AppendToCommitted {
+                driver: DRIVER.to_owned(),
+                path: path.to_string(),
+                size: head.size,
+            });
+        };
+
+        let mut parts = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = api
+                .list_parts(&key, &upload.upload_id, marker)
+                .await
+                .map_err(|e| e.into_backend(&path))?;
+            parts.extend(page.parts);
+            match page.next_marker {
+                Some(m) => marker = Some(m),
+                None => break,
+            }
+        }
+        parts.sort_by_key(|p| p.number);
+        parts.dedup_by_key(|p| p.number);
+        let mut w = Self::new(Arc::clone(&inner), path, key, upload.upload_id);
+        w.flushed = parts.iter().map(|p| p.size).sum();
+        w.parts = parts;
+        Ok(w)
+    }
+
+    fn state_error(&self, state: WriterState) -> Error {
+        Error::WriterState {
+            driver: DRIVER.to_owned(),
+            path: self.path.to_string(),
+            state,
+        }
+    }
+
+    /// The error for using an ended writer, in distribution's order.
+    fn check_open(&self) -> Result<()> {
+        if self.closed {
+            Err(self.state_error(WriterState::Closed))
+        } else if self.committed {
+            Err(self.state_error(WriterState::Committed))
+        } else if self.cancelled {
+            Err(self.state_error(WriterState::Cancelled))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn next_part_number(&self) -> i64 {
+        self.parts.last().map_or(1, |p| p.number + 1)
+    }
+
+    /// Uploads what is buffered as the next part (nothing if the buffer is empty).
+    async fn flush_part(&mut self) -> Result<()> {
+        if self.buf.len == 0 {
+            return Ok(());
+        }
+        let pieces = self.buf.take();
+        let number = self.next_part_number();
+        let part = self
+            .inner
+            .api
+            .upload_part(&self.key, &self.upload_id, number, pieces)
+            .await
+            .map_err(|e| e.into_backend(&self.path))?;
+        self.flushed += part.size;
+        self.parts.push(part);
+        Ok(())
+    }
+
+    /// Whether the last uploaded part is too short to be followed by another.
+    fn needs_rebase(&self) -> bool {
+        self.parts
+            .last()
+            .is_some_and(|p| p.size < MIN_PART || p.size < self.chunk as u64)
+    }
+
+    /// Completes the current upload and continues on a new one (see the module docs).
+    async fn rebase(&mut self) -> Result<()> {
+        let api = &self.inner.api;
+        let path = self.path.as_str();
+        if let Err(e) = api
+            .complete_multipart_upload(&self.key, &self.upload_id, &self.parts)
+            .await
+        {
+            let mut errors = vec![e.into_backend(path)];
+            if let Err(a) = api.abort_multipart_upload(&self.key, &self.upload_id).await {
+                errors.push(a.into_backend(path));
+            }
+            self.cancelled = true;
+            return Err(Error::Multiple {
+                driver: DRIVER.to_owned(),
+                errors,
+            });
+        }
+        let total = self.flushed;
+        self.parts.clear();
+        self.flushed = 0;
+        // Same headers as every other write: encryption, KMS key id, class, ACL.
+        self.upload_id = api
+            .create_multipart_upload(&self.key, &self.inner.headers)
+            .await
+            .map_err(|e| e.into_backend(path))?;
+        if total < MIN_PART {
+            let old = match api
+                .get_object(&self.key, 0, path)
+                .await
+                .map_err(|e| e.into_error(path))?
+            {
+                Some((len, stream)) => collect(len, stream).await?,
+                None => Bytes::new(),
+            };
+            if old.len() as u64 != total {
+                return Err(Error::backend(
+                    DRIVER,
+                    Some(path),
+                    format!(
+                        "resumed upload: read back {} bytes, expected {total}",
+                        old.len()
+                    ),
+                ));
+            }
+            self.buf.push(old);
+        } else {
+            let part = api
+                .upload_part_copy(&self.key, &self.upload_id, 1, &self.key, None, total)
+                .await
+                .map_err(|e| e.into_backend(path))?;
+            self.flushed = total;
+            self.parts.push(part);
+        }
+        Ok(())
+    }
+
+    /// Aborts the current upload, reporting `cause` (and an abort failure, if any).
+    async fn abort_after(&mut self, cause: Error) -> Error {
+        match self
+            .inner
+            .api
+            .abort_multipart_upload(&self.key, &self.upload_id)
+            .await
+        {
+            Ok(()) => cause,
+            Err(a) => Error::Multiple {
+                driver: DRIVER.to_owned(),
+                errors: vec![cause, a.into_backend(&self.path)],
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl FileWriter for S3Writer {
+    async fn write(&mut self, mut data: Bytes) -> Result<()> {
+        self.check_open()?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.needs_rebase() {
+            self.rebase().await?;
+        }
+        while !data.is_empty() {
+            let need = self.chunk - self.buf.len;
+            if data.len() < need {
+                self.buf.push(data);
+                break;
+            }
+            self.buf.push(data.split_to(need));
+            self.flush_part().await?;
+        }
+        Ok(())
+    }
+
+    /// Uploaded bytes plus buffered ones: exact at every moment.
+    fn size(&self) -> u64 {
+        self.flushed + self.buf.len as u64
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(self.state_error(WriterState::Closed));
+        }
+        self.closed = true;
+        if self.committed || self.cancelled {
+            return Ok(());
+        }
+        self.flush_part().await
+    }
+
+    async fn cancel(&mut self) -> Result<()> {
+        self.check_open()?;
+        self.cancelled = true;
+        self.buf.clear();
+        self.inner
+            .api
+            .abort_multipart_upload(&self.key, &self.upload_id)
+            .await
+            .map_err(|e| e.into_backend(&self.path))
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        self.check_open()?;
+        // A failed part upload leaves the writer open, so the caller can still cancel.
+        self.flush_part().await?;
+        if self.parts.is_empty() {
+            // CompleteMultipartUpload needs at least one part: an empty blob is one empty part.
+            let part = self
+                .inner
+                .api
+                .upload_part(&self.key, &self.upload_id, 1, Vec::new())
+                .await
+                .map_err(|e| e.into_backend(&self.path))?;
+            self.parts.push(part);
+        }
+        self.committed = true;
+        if let Err(e) = self
+            .inner
+            .api
+            .complete_multipart_upload(&self.key, &self.upload_id, &self.parts)
+            .await
+        {
+            let cause = e.into_backend(&self.path);
+            return Err(self.abort_after(cause).await);
+        }
+        Ok(())
+    }
+}
