@@ -181,9 +181,18 @@ fn secret_string(p: &Parameters, key: &str) -> Result<Option<String>> {
     }
 }
 
-fn parse_endpoint(raw: &str) -> Result<url::Url> {
+/// Parses `regionendpoint`. Without a scheme (`minio:9000`, as the AWS SDKs accept) the scheme
+/// follows `secure`.
+fn parse_endpoint(raw: &str, secure: bool) -> Result<url::Url> {
     const KEY: &str = "regionendpoint";
-    let url = url::Url::parse(raw).map_err(|e| {
+    let with_scheme;
+    let text = if raw.contains("://") {
+        raw
+    } else {
+        with_scheme = format!("{}://{raw}", if secure { "https" } else { "http" });
+        &with_scheme
+    };
+    let url = url::Url::parse(text).map_err(|e| {
         invalid(
             KEY,
             format!("must be an http or https URL such as http://minio:9000, got {raw:?}: {e}"),
@@ -322,8 +331,9 @@ impl S3Config {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| invalid("bucket", "is required: the name of an existing bucket"))?;
 
+        let secure = p.bool(DRIVER_NAME, "secure", true)?;
         let region_endpoint = opt_string(p, "regionendpoint")?
-            .map(|s| parse_endpoint(&s))
+            .map(|s| parse_endpoint(&s, secure))
             .transpose()?;
         let region = match (opt_string(p, "region")?, &region_endpoint) {
             (Some(r), _) => r,
@@ -360,7 +370,6 @@ impl S3Config {
         }
 
         let force_path_style = p.bool(DRIVER_NAME, "forcepathstyle", region_endpoint.is_some())?;
-        let secure = p.bool(DRIVER_NAME, "secure", true)?;
         let skip_verify = p.bool(DRIVER_NAME, "skipverify", false)?;
         let encrypt = p.bool(DRIVER_NAME, "encrypt", false)?;
         let key_id = opt_string(p, "keyid")?;
@@ -666,7 +675,6 @@ idleconntimeout: 15
     fn bad_endpoints() {
         for (ep, needle) in [
             ("not a url", "http or https URL"),
-            ("minio:9000", "scheme"),
             ("ftp://minio:9000", "scheme"),
             ("file:///tmp/x", "scheme"),
             ("http://minio:9000/?x=1", "query"),
@@ -676,6 +684,16 @@ idleconntimeout: 15
                 "regionendpoint",
                 &[needle],
             );
+        }
+        // No scheme: `secure` decides.
+        for (secure, want) in [(true, "https://minio:9000/"), (false, "http://minio:9000/")] {
+            let c = S3Config::from_parameters(
+                &base()
+                    .with("regionendpoint", "minio:9000")
+                    .with("secure", secure),
+            )
+            .unwrap();
+            assert_eq!(c.region_endpoint.map(String::from).as_deref(), Some(want));
         }
         let e = err(&base().with("regionendpoint", "http://user:hunter2@minio:9000"));
         assert!(e.contains("credentials") && !e.contains("hunter2"), "{e}");
@@ -946,7 +964,7 @@ idleconntimeout: 15
             p.clone().with("storageclass", "x"),
             p.clone().with("v4auth", false),
             p.clone().with("urlexpiry", "x"),
-            p.clone().with("regionendpoint", "x"),
+            p.clone().with("regionendpoint", "ftp://x"),
         ];
         for b in &bad {
             let e = S3Config::from_parameters(b).unwrap_err();
