@@ -1,0 +1,157 @@
+//! Storage middlewares for regstore: CloudFront signed URLs, redirect and rewrite.
+//!
+//! A middleware wraps any `Arc<dyn StorageDriver>`, forwards every operation to it unchanged
+//! (errors keep naming the wrapped driver) and answers only
+//! [`StorageDriver::redirect_url`] differently:
+//!
+//! * [`CloudFrontMiddleware`] (`cloudfront`) — a CloudFront signed URL for the object's key
+//!   (`baseurl` + [`StorageDriver::url_key`], so S3's root directory is part of it and the
+//!   distribution's origin path must be empty). Clients inside AWS can be sent to the wrapped
+//!   driver's own URL instead ([`ipfilter`]). Signing lives in [`sign`] and is usable on its own,
+//!   including custom policies.
+//! * [`RedirectMiddleware`] (`redirect`) — `baseurl` + the storage path, unsigned.
+//! * [`RewriteMiddleware`] (`rewrite`) — the wrapped driver's URL with scheme, host or a path
+//!   prefix replaced.
+//!
+//! [`register`] adds the three factories to a [`Registry`], which builds chains from the
+//! `middleware: storage:` configuration in order (the first entry wraps the backend).
+//!
+//! Options are parsed like distribution parses them (reference §3); differences are documented
+//! on each options type.
+
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+
+use regstore_driver_api::{Parameters, Registry, Value};
+
+mod cidr;
+mod cloudfront;
+pub mod duration;
+pub mod ipfilter;
+mod redirect;
+mod rewrite;
+pub mod sign;
+
+pub use cidr::{Cidr, CidrError};
+pub use cloudfront::{
+    CloudFrontFactory, CloudFrontMiddleware, CloudFrontOptions, IpFilterMode, DEFAULT_DURATION,
+    DEFAULT_IP_RANGES_URL, DEFAULT_UPDATE_FREQUENCY,
+};
+pub use redirect::{RedirectFactory, RedirectMiddleware};
+pub use rewrite::{RewriteFactory, RewriteMiddleware};
+pub use sign::{HashAlgorithm, Policy, SignError, UrlSigner};
+
+/// Name under which the CloudFront middleware registers, and the driver name in its errors.
+pub const CLOUDFRONT: &str = "cloudfront";
+/// Name under which the redirect middleware registers.
+pub const REDIRECT: &str = "redirect";
+/// Name under which the rewrite middleware registers.
+pub const REWRITE: &str = "rewrite";
+
+/// Registers the `cloudfront`, `redirect` and `rewrite` middleware factories.
+pub fn register(registry: &mut Registry) {
+    registry.register_middleware(CLOUDFRONT, Arc::new(CloudFrontFactory));
+    registry.register_middleware(REDIRECT, Arc::new(RedirectFactory));
+    registry.register_middleware(REWRITE, Arc::new(RewriteFactory));
+}
+
+/// A string option that must really be a string (not a number or boolean, which
+/// [`Parameters::string`] would accept): distribution type-asserts these options. `None` when
+/// absent; `Err(())` when present with another type.
+fn strict_string(params: &Parameters, key: &str) -> Result<Option<String>, ()> {
+    match params.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(()),
+    }
+}
+
+/// Implements [`regstore_driver_api::StorageDriver`] for a middleware type with an `inner:
+/// Arc<dyn StorageDriver>` field by forwarding every method except the `redirect_url` given.
+macro_rules! forwarding_driver {
+    ($ty:ty, $($redirect:tt)*) => {
+        #[regstore_driver_api::async_trait]
+        impl regstore_driver_api::StorageDriver for $ty {
+            fn name(&self) -> &str {
+                self.inner.name()
+            }
+
+            async fn get_content(
+                &self,
+                path: &regstore_driver_api::StoragePath,
+            ) -> regstore_driver_api::Result<bytes::Bytes> {
+                self.inner.get_content(path).await
+            }
+
+            async fn put_content(
+                &self,
+                path: &regstore_driver_api::StoragePath,
+                content: bytes::Bytes,
+            ) -> regstore_driver_api::Result<()> {
+                self.inner.put_content(path, content).await
+            }
+
+            async fn reader(
+                &self,
+                path: &regstore_driver_api::StoragePath,
+                offset: u64,
+            ) -> regstore_driver_api::Result<regstore_driver_api::ByteStream> {
+                self.inner.reader(path, offset).await
+            }
+
+            async fn writer(
+                &self,
+                path: &regstore_driver_api::StoragePath,
+                append: bool,
+            ) -> regstore_driver_api::Result<Box<dyn regstore_driver_api::FileWriter>> {
+                self.inner.writer(path, append).await
+            }
+
+            async fn stat(
+                &self,
+                path: &regstore_driver_api::StoragePath,
+            ) -> regstore_driver_api::Result<regstore_driver_api::FileInfo> {
+                self.inner.stat(path).await
+            }
+
+            async fn list(
+                &self,
+                path: &regstore_driver_api::StoragePath,
+            ) -> regstore_driver_api::Result<Vec<regstore_driver_api::StoragePath>> {
+                self.inner.list(path).await
+            }
+
+            async fn move_object(
+                &self,
+                src: &regstore_driver_api::StoragePath,
+                dst: &regstore_driver_api::StoragePath,
+            ) -> regstore_driver_api::Result<()> {
+                self.inner.move_object(src, dst).await
+            }
+
+            async fn delete(
+                &self,
+                path: &regstore_driver_api::StoragePath,
+            ) -> regstore_driver_api::Result<()> {
+                self.inner.delete(path).await
+            }
+
+            async fn walk(
+                &self,
+                from: &regstore_driver_api::StoragePath,
+                options: &regstore_driver_api::WalkOptions,
+                f: &mut regstore_driver_api::WalkFn<'_>,
+            ) -> regstore_driver_api::Result<()> {
+                self.inner.walk(from, options, f).await
+            }
+
+            fn url_key(&self, path: &regstore_driver_api::StoragePath) -> String {
+                self.inner.url_key(path)
+            }
+
+            $($redirect)*
+        }
+    };
+}
+pub(crate) use forwarding_driver;
