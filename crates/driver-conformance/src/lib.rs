@@ -1,0 +1,201 @@
+//! The regstore storage-driver conformance suite, as a library.
+//!
+//! Any backend — one of regstore's or a user's — proves it behaves like distribution's drivers
+//! by building a [`Suite`] from its own constructor and running the cases:
+//!
+//! ```ignore
+//! // tests/conformance.rs of a backend crate
+//! use regstore_driver_conformance::{Fixture, Suite};
+//!
+//! fn suite() -> Suite {
+//!     Suite::new(|| async {
+//!         let driver = my_backend::new_driver()?; // a fresh, EMPTY store every call
+//!         Ok(Fixture::new(driver))
+//!     })
+//! }
+//!
+//! regstore_driver_conformance::conformance_tests!(suite);
+//! ```
+//!
+//! The macro emits one `#[test]` per case (named exactly as the case, see [`CASES`]), so
+//! `cargo test` and nextest report each case on its own. Programs (the CLI's `check`, the
+//! xtask) call [`run_all`] and print the serialisable [`Report`].
+//!
+//! Each case gets its own fixture from the constructor, so cases run in parallel without
+//! seeing each other's objects. After a case the harness requires `list("/")` to be empty (or
+//! `PathNotFound`) — a driver whose `delete` leaves entries behind fails there — and then runs
+//! the fixture's teardown.
+//!
+//! What differs legitimately between backends (walk order, walking a missing directory, part
+//! size, whether redirect URLs are fetchable) is described by [`Capabilities`].
+
+#![warn(missing_docs)]
+
+pub mod bench;
+mod cases;
+mod data;
+mod harness;
+mod redirect;
+
+pub use harness::{
+    run_all, run_case, Capabilities, CaseReport, Constructor, Fixture, Outcome, Report, Suite,
+    Teardown, WalkOrder, DEFAULT_PART_SIZE,
+};
+
+/// Names of every case, in the order [`run_all`] runs and reports them.
+pub const CASES: &[&str] = cases::NAMES;
+
+/// Emits one test function per conformance case, named exactly as the case.
+///
+/// The argument is the path of a function `fn() -> Suite`. Each test builds its own Tokio
+/// multi-threaded runtime (two workers), runs [`run_case`], panics with the case's message when
+/// it failed and prints `skipped: <reason>` when it was skipped. The 5 GiB stream case is
+/// emitted with `#[ignore]`: run it with `REGSTORE_CONFORMANCE_LARGE=1 cargo test -- --ignored`.
+///
+/// The tests do not use `#[tokio::test]`, so the calling crate needs no `tokio` dependency of
+/// its own.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($suite:path) => {
+        $crate::__conformance_case_list!(tests[$suite]);
+    };
+}
+
+/// The case list the macro expands; one entry per case. Kept next to [`CASES`]'s dispatch table
+/// and checked against it by a unit test, so a case cannot be forgotten in either.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_case_list {
+    (@expand tests [$suite:path] $({ $(#[$m:meta])* $name:ident })*) => {
+        $(
+            #[test]
+            $(#[$m])*
+            fn $name() {
+                $crate::__private::run_test(|| $suite(), stringify!($name));
+            }
+        )*
+    };
+    (@expand names [] $({ $(#[$m:meta])* $name:ident })*) => {
+        &[$(stringify!($name)),*]
+    };
+    ($mode:ident [$($args:tt)*]) => {
+        $crate::__conformance_case_list! { @expand $mode [$($args)*]
+            { root_exists }
+            { valid_paths }
+            { invalid_paths }
+            { write_read_1 }
+            { write_read_2 }
+            { write_read_3 }
+            { write_read_4 }
+            { write_read_non_utf8 }
+            { truncate }
+            { read_nonexistent }
+            { write_read_streams_1 }
+            { write_read_streams_2 }
+            { write_read_streams_3 }
+            { write_read_streams_4 }
+            { write_read_streams_non_utf8 }
+            {
+                #[ignore = "5 GiB; set REGSTORE_CONFORMANCE_LARGE=1 and run with --ignored"]
+                write_read_large_streams
+            }
+            { reader_with_offset }
+            { continue_stream_append_large }
+            { continue_stream_append_small }
+            { read_nonexistent_stream }
+            { write_zero_byte_stream_then_append }
+            { write_zero_byte_content_then_append }
+            { list }
+            { r#move }
+            { move_overwrite }
+            { move_nonexistent }
+            { move_invalid }
+            { delete }
+            { redirect_url }
+            { delete_nonexistent }
+            { delete_folder }
+            { delete_only_deletes_subpaths }
+            { stat_call }
+            { put_content_multiple_times }
+            { concurrent_stream_reads }
+            { concurrent_file_streams }
+            { walk_all }
+            { walk_skip_dir }
+            { walk_start_after_hint_from_root }
+            { walk_start_after_hint_from_subdir }
+            { walk_hint_outside_after }
+            { walk_hint_equals_from }
+            { walk_hint_missing_inside }
+            { walk_stop_early }
+            { walk_error_stops }
+            { walk_from_subdir }
+            { walk_missing_dir }
+            { delete_table }
+            { over_thousand_blobs }
+            { list_objects_v2 }
+            { stat_no_false_directory }
+            { move_large }
+            { invalid_paths_traversal }
+            { writer_cancel_leaves_nothing }
+            { writer_state_errors }
+            { reader_boundary_offsets }
+            { append_straddling_part_size }
+            { move_missing_source_keeps_destination }
+            { negative_offset }
+        }
+    };
+}
+
+/// Support for the macro's expansion; not part of the public contract.
+#[doc(hidden)]
+pub mod __private {
+    use crate::{run_case, Outcome, Suite};
+
+    /// Runs one case on a fresh two-worker runtime and turns its outcome into a test result.
+    pub fn run_test(suite: impl FnOnce() -> Suite, name: &str) {
+        // `stringify!(r#move)` keeps the raw-identifier prefix; case names do not have it.
+        let name = name.trim_start_matches("r#");
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => panic!("{name}: cannot build a Tokio runtime: {e}"),
+        };
+        let suite = suite();
+        match runtime.block_on(run_case(&suite, name)) {
+            Outcome::Passed => {}
+            Outcome::Skipped(reason) => println!("skipped: {name}: {reason}"),
+            Outcome::Failed(message) => panic!("{name} failed: {message}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macro_case_list_equals_cases() {
+        let from_macro: &[&str] = __conformance_case_list!(names[]);
+        let from_macro: Vec<&str> = from_macro
+            .iter()
+            .map(|n| n.trim_start_matches("r#"))
+            .collect();
+        assert_eq!(from_macro, CASES.to_vec());
+    }
+
+    #[test]
+    fn case_names_are_unique_snake_case() {
+        let mut seen = std::collections::BTreeSet::new();
+        for name in CASES {
+            assert!(seen.insert(*name), "duplicate case {name}");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name} is not snake_case"
+            );
+        }
+    }
+}
