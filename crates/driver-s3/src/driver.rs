@@ -124,6 +124,34 @@ impl S3Driver {
             .map_err(|e| e.into_error(relative_key))
     }
 
+    /// Aborts every multipart upload under the root directory and returns how many. For test
+    /// teardown and operators cleaning up after crashed writers; a running registry's open
+    /// uploads would be lost. Not part of the supported API.
+    #[doc(hidden)]
+    pub async fn abort_uploads_under_root(&self) -> Result<usize> {
+        let api = &self.inner.api;
+        let prefix = self.inner.keys.root().to_owned();
+        let mut uploads = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = api
+                .list_multipart_uploads(&prefix, marker.clone())
+                .await
+                .map_err(|e| Error::backend(DRIVER, None, e))?;
+            uploads.extend(page.uploads);
+            match page.next {
+                Some(next) if Some(&next) != marker.as_ref() => marker = Some(next),
+                _ => break,
+            }
+        }
+        for u in &uploads {
+            api.abort_multipart_upload(&u.key, &u.upload_id)
+                .await
+                .map_err(|e| Error::backend(DRIVER, None, e))?;
+        }
+        Ok(uploads.len())
+    }
+
     /// Stat by listing `key/` (one key at most): a directory if anything is below it.
     async fn stat_by_list(&self, path: &StoragePath) -> Result<FileInfo> {
         let page = self

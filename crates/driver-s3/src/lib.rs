@@ -14,12 +14,16 @@ mod config;
 mod connection;
 mod credentials;
 mod dispatch;
-// Until the transport (connection.rs, dispatch.rs) lands, only the modules that do not
-// depend on it are compiled; driver.rs, s3api.rs, walk.rs, writer.rs and factory.rs follow.
-#[allow(dead_code)]
+mod driver;
 mod error;
-#[allow(dead_code)]
+mod factory;
 mod keys;
+mod s3api;
 mod sigv2;
+mod walk;
+mod writer;
 
 pub use config::S3Config;
+pub use dispatch::RequestStats;
+pub use driver::{ObjectInspection, S3Driver};
+pub use factory::S3Factory;

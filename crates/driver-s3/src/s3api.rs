@@ -626,6 +626,22 @@ impl S3Api {
         Ok(())
     }
 
+    /// DeleteObject of one key (S3 answers success for a missing key too).
+    pub(crate) async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
+        const OP: &str = "DeleteObject";
+        let req = rusoto_s3::DeleteObjectRequest {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            ..Default::default()
+        };
+        self.conn
+            .client
+            .delete_object(req)
+            .await
+            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        Ok(())
+    }
+
     /// DeleteObjects of at most 1000 `keys` (Quiet: only failures are answered; rusoto adds
     /// the Content-MD5 several servers require). Returns the keys S3 could not delete.
     pub(crate) async fn delete_objects(

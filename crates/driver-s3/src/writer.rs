@@ -9,7 +9,7 @@
 //! non-final part to be at least 5 MiB, R2 needs it to be `chunksize`. Before the first new
 //! byte such a writer *re-bases*: it completes the upload (the partial object becomes
 //! visible at the key), starts a new upload with the same encryption, KMS key id, storage
-//! class and ACL headers, and then
+//! class and ACL headers (distribution forgets the KMS key id here), and then
 //! * if the content so far is under 5 MiB, reads it back into the buffer, so the new upload
 //!   again has only `chunksize` parts;
 //! * otherwise copies the whole object as part 1 (UploadPartCopy). Part 1 then has the old
@@ -17,6 +17,12 @@
 //!   Re-reading gigabytes to satisfy R2 would make every resumed push cost a full download,
 //!   so regstore accepts this trade-off (as distribution does); registries on R2 should not
 //!   rely on resuming uploads larger than 5 MiB that were closed on a short part.
+//!
+//! Finally the completed object is deleted again (distribution leaves it), so nothing is
+//! readable at the path before `commit` except during the few requests of a re-base. Two
+//! consequences: content committed at the path *before* this writer started is gone after a
+//! re-base (a registry never overwrites a path it is uploading to), and a crash inside the
+//! re-base can leave the partial object visible.
 
 use std::fmt;
 use std::sync::Arc;
@@ -310,6 +316,11 @@ impl S3Writer {
             self.flushed = total;
             self.parts.push(part);
         }
+        // The old bytes now live in the new upload (buffer or part 1): remove the object the
+        // completion made visible, so nothing is readable at the path before `commit`.
+        api.delete_object(&self.key)
+            .await
+            .map_err(|e| e.into_backend(path))?;
         Ok(())
     }
 
