@@ -6,9 +6,11 @@
 //!   root directory, and every storage directory is a real directory: the same layout as
 //!   distribution's filesystem driver, so an existing registry directory can be served as is.
 //! * `<root>/.~regstore/uploads/<sha256 of path>` — the closed, uncommitted upload of a path
-//!   (what a writer's `close` leaves and `append` resumes). A fresh writer writes to
-//!   `<sha256>.<unique>.part` next to it and renames that over the pending upload on `close`, so a
-//!   new upload never disturbs a pending one until it is itself closed.
+//!   (what a writer's `close` leaves and `append` resumes). Each writer writes to its own
+//!   `<sha256>.<unique>.part` next to it — a resuming writer first claims the pending upload by
+//!   renaming it there — and `close` renames that file back over the pending upload, so a new
+//!   upload never disturbs a pending one until it is itself closed, and the bytes a writer
+//!   commits are always its own. `.part` files of a crashed process are not collected.
 //! * `<dir>/.~tmp.<unique>` — the temporary file of an atomic `put_content`, renamed over the
 //!   target once written and synced.
 //!
@@ -592,7 +594,8 @@ impl StorageDriver for FilesystemDriver {
             file: Some(opened.file),
             work_path: opened.work_path,
             pending_path: opened.pending_path,
-            fresh: opened.fresh,
+            resumed: opened.resumed,
+            owns_work_file: true,
             buf: Vec::new(),
             buf_len: 0,
             size: opened.size,
@@ -665,7 +668,7 @@ struct OpenedWriter {
     file: File,
     work_path: PathBuf,
     pending_path: PathBuf,
-    fresh: bool,
+    resumed: bool,
     size: u64,
 }
 
@@ -673,22 +676,35 @@ fn open_writer(fs: &Fs, path: &StoragePath, append: bool) -> Result<OpenedWriter
     let pending_path = fs.pending_path(path);
     let uploads = fs.uploads_dir();
     fs::create_dir_all(&uploads).map_err(|e| io_error(path, e))?;
+    let file_name = pending_path
+        .file_name()
+        .map(|n| format!("{}.{}.part", n.to_string_lossy(), unique_suffix()))
+        .unwrap_or_else(|| format!("upload.{}.part", unique_suffix()));
+    let work_path = uploads.join(file_name);
     if append {
+        // Claim the pending upload by renaming it to this writer's own file: from now on no
+        // other writer can change the bytes this one commits, and a second resumer finds
+        // nothing to resume instead of interleaving with this one.
         match fs::symlink_metadata(&pending_path) {
-            Ok(m) if m.is_file() => {
-                let file = no_follow()
-                    .append(true)
-                    .open(&pending_path)
-                    .map_err(|e| open_error(path, e))?;
-                let size = file.metadata().map_err(|e| io_error(path, e))?.len();
-                return Ok(OpenedWriter {
-                    file,
-                    work_path: pending_path.clone(),
-                    pending_path,
-                    fresh: false,
-                    size,
-                });
-            }
+            Ok(m) if m.is_file() => match fs::rename(&pending_path, &work_path) {
+                Ok(()) => {
+                    let file = no_follow()
+                        .append(true)
+                        .open(&work_path)
+                        .map_err(|e| open_error(path, e))?;
+                    let size = file.metadata().map_err(|e| io_error(path, e))?.len();
+                    return Ok(OpenedWriter {
+                        file,
+                        work_path,
+                        pending_path,
+                        resumed: true,
+                        size,
+                    });
+                }
+                // Claimed by a concurrent resumer meanwhile: nothing left to resume.
+                Err(e) if is_missing(&e) => {}
+                Err(e) => return Err(io_error(path, e)),
+            },
             Ok(_) => return Err(not_regular(path)),
             Err(e) if is_missing(&e) => {}
             Err(e) => return Err(io_error(path, e)),
@@ -706,11 +722,6 @@ fn open_writer(fs: &Fs, path: &StoragePath, append: bool) -> Result<OpenedWriter
             _ => return Err(Error::not_found(DRIVER_NAME, path.as_str())),
         }
     }
-    let file_name = pending_path
-        .file_name()
-        .map(|n| format!("{}.{}.part", n.to_string_lossy(), unique_suffix()))
-        .unwrap_or_else(|| format!("upload.{}.part", unique_suffix()));
-    let work_path = uploads.join(file_name);
     let file = no_follow()
         .write(true)
         .create_new(true)
@@ -720,7 +731,7 @@ fn open_writer(fs: &Fs, path: &StoragePath, append: bool) -> Result<OpenedWriter
         file,
         work_path,
         pending_path,
-        fresh: true,
+        resumed: false,
         size: 0,
     })
 }
@@ -729,7 +740,9 @@ fn open_writer(fs: &Fs, path: &StoragePath, append: bool) -> Result<OpenedWriter
 ///
 /// Writes are buffered (up to 1 MiB) and appended to an upload file under the internal
 /// directory; `close` makes that file the path's pending upload, `commit` renames it onto the
-/// path. Dropping a fresh writer without `close` discards what it wrote.
+/// path. Every writer works on its own file (`<sha256>.<unique>.part`; a resumed writer first
+/// renames the pending upload to it), so concurrent writers of one path never mix bytes.
+/// Dropping a fresh writer without `close` discards what it wrote.
 pub struct FilesystemWriter {
     shared: Arc<Shared>,
     path: StoragePath,
@@ -737,9 +750,10 @@ pub struct FilesystemWriter {
     file: Option<File>,
     work_path: PathBuf,
     pending_path: PathBuf,
-    /// Whether this writer started a new upload (`work_path` is its own `.part` file) rather
-    /// than resuming the pending one in place.
-    fresh: bool,
+    /// Whether this writer resumed (claimed) a pending upload rather than starting afresh.
+    resumed: bool,
+    /// Whether `work_path` is still this writer's to publish or clean up.
+    owns_work_file: bool,
     buf: Vec<Bytes>,
     buf_len: usize,
     size: u64,
@@ -753,7 +767,7 @@ impl fmt::Debug for FilesystemWriter {
         f.debug_struct("FilesystemWriter")
             .field("path", &self.path)
             .field("size", &self.size)
-            .field("fresh", &self.fresh)
+            .field("resumed", &self.resumed)
             .field("closed", &self.closed)
             .field("committed", &self.committed)
             .field("cancelled", &self.cancelled)
@@ -853,18 +867,16 @@ impl FileWriter for FilesystemWriter {
         }
         self.flush(false).await?;
         self.file = None;
-        if self.fresh {
-            let (work, pending, p) = (
-                self.work_path.clone(),
-                self.pending_path.clone(),
-                self.path.clone(),
-            );
-            self.shared
-                .blocking(move |_| fs::rename(&work, &pending).map_err(|e| io_error(&p, e)))
-                .await??;
-            self.work_path = self.pending_path.clone();
-            self.fresh = false;
-        }
+        // Publish as the path's pending upload, replacing an older one.
+        let (work, pending, p) = (
+            self.work_path.clone(),
+            self.pending_path.clone(),
+            self.path.clone(),
+        );
+        self.shared
+            .blocking(move |_| fs::rename(&work, &pending).map_err(|e| io_error(&p, e)))
+            .await??;
+        self.owns_work_file = false;
         Ok(())
     }
 
@@ -874,6 +886,7 @@ impl FileWriter for FilesystemWriter {
         self.buf.clear();
         self.buf_len = 0;
         self.file = None;
+        self.owns_work_file = false;
         let (work, p) = (self.work_path.clone(), self.path.clone());
         self.shared
             .blocking(move |_| match fs::remove_file(&work) {
@@ -897,6 +910,7 @@ impl FileWriter for FilesystemWriter {
                 })
             })
             .await??;
+        self.owns_work_file = false;
         self.committed = true;
         self.file = None;
         Ok(())
@@ -904,11 +918,19 @@ impl FileWriter for FilesystemWriter {
 }
 
 impl Drop for FilesystemWriter {
+    /// A writer dropped while it still owns its file (never closed, committed or cancelled,
+    /// or a failed close): a resumed upload is given back as the pending upload, with what
+    /// was flushed, unless a newer one took its place (`hard_link` never replaces); a fresh
+    /// upload was never resumable, so its file is removed rather than leaked.
     fn drop(&mut self) {
-        // A fresh upload never closed is not resumable: remove its file rather than leak it.
-        if self.fresh && !self.closed && !self.committed && !self.cancelled {
-            let _ = fs::remove_file(&self.work_path);
+        if !self.owns_work_file {
+            return;
         }
+        self.file = None;
+        if self.resumed {
+            let _ = fs::hard_link(&self.work_path, &self.pending_path);
+        }
+        let _ = fs::remove_file(&self.work_path);
     }
 }
 

@@ -615,3 +615,38 @@ async fn max_threads_bounds_blocking_work() {
     assert_eq!(d.list("/m").await.unwrap().len(), 16);
     assert_eq!(drv.shared.permits.available_permits(), 2);
 }
+
+#[tokio::test]
+async fn resumed_writer_owns_its_upload() {
+    let (dir, d) = setup();
+    let uploads = dir.path().join(INTERNAL_DIR).join("uploads");
+    let mut w = d.writer("/u", false).await.unwrap();
+    w.write("abc").await.unwrap();
+    w.close().await.unwrap();
+
+    // While one writer resumes the upload, nobody else can resume it...
+    let mut resumed = d.writer("/u", true).await.unwrap();
+    assert_eq!(resumed.size(), 3);
+    assert!(d.writer("/u", true).await.unwrap_err().is_not_found());
+    // ...and a fresh writer closing meanwhile does not change what the resumer commits.
+    let mut other = d.writer("/u", false).await.unwrap();
+    other.write("zzzzzzzz").await.unwrap();
+    other.close().await.unwrap();
+    resumed.write("def").await.unwrap();
+    resumed.commit().await.unwrap();
+    resumed.close().await.unwrap();
+    assert_eq!(d.get_content("/u").await.unwrap(), "abcdef");
+    // The other writer's upload is still pending, intact.
+    let w = d.writer("/u", true).await.unwrap();
+    assert_eq!(w.size(), 8);
+    drop(w);
+
+    // A resumer dropped without close gives the upload back (without its unflushed bytes).
+    let mut w = d.writer("/u", true).await.unwrap();
+    w.write("lost").await.unwrap();
+    drop(w);
+    let mut w = d.writer("/u", true).await.unwrap();
+    assert_eq!(w.size(), 8);
+    w.cancel().await.unwrap();
+    assert!(names(&uploads).is_empty());
+}
