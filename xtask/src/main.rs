@@ -113,6 +113,18 @@ enum ServersCmd {
     Env,
     /// Stop the servers started by `servers up`.
     Down,
+    /// Start servers for the duration of one command, run it with the environment contract set,
+    /// then stop them (whatever the command's outcome): `servers exec all -- cargo test -p …`.
+    Exec {
+        #[arg(value_enum)]
+        which: Which,
+        /// Signing announced in REGSTORE_S3_V4AUTH.
+        #[arg(long, value_enum, default_value_t = Sig::V4)]
+        sig: Sig,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -127,6 +139,15 @@ struct BenchArgs {
     /// Backend to benchmark; all embedded backends when omitted.
     #[arg(long, value_enum)]
     backend: Option<Backend>,
+    /// Repetitions of each operation.
+    #[arg(long, default_value_t = 10)]
+    iterations: u32,
+    /// Include the 1 GiB put/get and stream benchmarks.
+    #[arg(long)]
+    large: bool,
+    /// Only the benchmarks whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -135,6 +156,14 @@ fn main() -> ExitCode {
     let mut r = Runner::new();
     let result = match cli.command {
         Cmd::Conformance(args) => conformance(&mut r, &args),
+        Cmd::Servers {
+            action:
+                ServersCmd::Exec {
+                    which,
+                    sig,
+                    command,
+                },
+        } => servers_exec(&mut r, which, sig, &command),
         Cmd::Servers { action } => servers_cmd(action),
         Cmd::Test => test(&mut r),
         Cmd::Ci => ci(&mut r),
@@ -333,8 +362,40 @@ fn ci(r: &mut Runner) -> Result<()> {
     )
 }
 
+fn servers_exec(r: &mut Runner, which: Which, sig: Sig, command: &[String]) -> Result<()> {
+    let Some((program, args)) = command.split_first() else {
+        bail!("no command given after `--`");
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    // Held until the command has finished; dropping them stops the servers.
+    let mut targets = Vec::new();
+    if which != Which::Moto {
+        let rgw = s3_target(r, Kind::Rgw)?;
+        cmd.envs(rgw.info().s3_env(sig == Sig::V4, &bucket_for(&rgw)));
+        targets.push(rgw);
+    }
+    if which != Which::Rgw {
+        let moto = match ServerInfo::from_moto_env() {
+            Some(info) => Target::External(info),
+            None => start_server(r, Kind::Moto)?,
+        };
+        if which == Which::Moto {
+            cmd.envs(moto.info().s3_env(sig == Sig::V4, &bucket_for(&moto)));
+        }
+        cmd.env("REGSTORE_MOTO_ENDPOINT", &moto.info().endpoint);
+        targets.push(moto);
+    }
+    let result = r.run("command", &mut cmd);
+    let t = std::time::Instant::now();
+    drop(targets);
+    eprintln!("==> servers stopped in {:.1}s", t.elapsed().as_secs_f64());
+    result
+}
+
 fn servers_cmd(action: ServersCmd) -> Result<()> {
     match action {
+        ServersCmd::Exec { .. } => bail!("internal: exec is dispatched in main"),
         ServersCmd::Up { which } => {
             let kinds: &[Kind] = match which {
                 Which::Rgw => &[Kind::Rgw],
@@ -418,14 +479,32 @@ fn print_env() -> Result<()> {
 }
 
 fn bench(r: &mut Runner, args: &BenchArgs) -> Result<()> {
-    let backends: Vec<Backend> = match args.backend {
+    let backends: Vec<&str> = match args.backend {
         Some(Backend::S3) => bail!(
-            "not yet: the S3 benchmark (Garage, object_store and curl side by side) is issue 6 \
-             and has not been written; `cargo xtask bench` covers inmemory and filesystem for now"
+            "not yet: the S3 benchmark (Garage, object_store and curl side by side, issue 6) has \
+             not been written; `cargo xtask bench` measures inmemory and filesystem for now"
         ),
-        Some(b) => vec![b],
-        None => vec![Backend::Inmemory, Backend::Filesystem],
+        Some(Backend::Inmemory) => vec!["inmemory"],
+        Some(Backend::Filesystem) => vec!["filesystem"],
+        None => vec!["inmemory", "filesystem"],
     };
-    let _ = (r, backends);
-    bail!("not yet: the conformance crate's bench set is not available")
+    let out = workspace_root().join("target").join("bench");
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--quiet", "-p", "xtask-bench", "--"]);
+    for b in backends {
+        cmd.args(["--backend", b]);
+    }
+    cmd.arg("--iterations")
+        .arg(args.iterations.to_string())
+        .arg("--scratch")
+        .arg(out.join("scratch"))
+        .arg("--json")
+        .arg(out.join("embedded.json"));
+    if args.large {
+        cmd.arg("--large");
+    }
+    if let Some(f) = &args.filter {
+        cmd.args(["--filter", f]);
+    }
+    r.run("bench (release build)", &mut cmd)
 }

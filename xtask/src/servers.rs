@@ -149,7 +149,8 @@ impl Drop for Server {
         if self.keep {
             return;
         }
-        stop_procs(&mut self.procs);
+        // A throw-away server's data does not matter: a short grace keeps test runs quick.
+        stop_procs(&mut self.procs, Duration::from_secs(3));
         if self.remove_dir {
             let _ = fs::remove_dir_all(&self.dir);
         }
@@ -339,9 +340,9 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
     Ok(())
 }
 
-/// SIGTERM in reverse start order (RGW before OSD before monitor), up to 10 s of grace, then
-/// SIGKILL; children are reaped.
-fn stop_procs(procs: &mut [Proc]) {
+/// SIGTERM in reverse start order (RGW before OSD before monitor), `grace` to exit, then SIGKILL;
+/// children are reaped.
+fn stop_procs(procs: &mut [Proc], grace: Duration) {
     for p in procs.iter().rev() {
         if is_ours(p) {
             // SAFETY: plain syscall; the pid was checked to still be the program we started.
@@ -350,7 +351,7 @@ fn stop_procs(procs: &mut [Proc]) {
             }
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + grace;
     while Instant::now() < deadline && procs.iter_mut().any(still_running) {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -804,7 +805,7 @@ impl Persisted {
 
     /// Stops the recorded processes and removes the state directory.
     pub fn stop(mut self) -> Result<()> {
-        stop_procs(&mut self.procs);
+        stop_procs(&mut self.procs, Duration::from_secs(10));
         fs::remove_dir_all(&self.dir).with_context(|| format!("remove {}", self.dir.display()))
     }
 }
