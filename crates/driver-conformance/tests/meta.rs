@@ -1,0 +1,309 @@
+//! The suite must catch broken drivers: each test wraps the in-memory backend with one
+//! deliberate fault and checks that the cases aimed at that behaviour fail (and that a correct
+//! backend passes them), so no case is a test that cannot fail.
+
+use std::sync::Arc;
+
+use regstore_driver_api::{
+    async_trait, ByteStream, Bytes, Driver, Error, FileInfo, FileWriter, Result, StorageDriver,
+    StoragePath,
+};
+use regstore_driver_conformance::{
+    run_all, run_case, Capabilities, Fixture, Outcome, Suite, WalkOrder, CASES,
+};
+use regstore_driver_inmemory::InMemoryDriver;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// Delete by plain string prefix, the S3 bug: deleting `/a` also deletes `/ab`.
+    PrefixDelete,
+    /// Delete answers Ok and deletes nothing.
+    NoopDelete,
+    /// Reader ignores the offset.
+    IgnoreOffset,
+    /// Stat panics.
+    PanicInStat,
+    /// PathNotFound from get_content names another driver.
+    ForeignNotFound,
+    /// Writers report one byte more than they hold.
+    SizeOffByOne,
+    /// A missing source of a move is reported as success.
+    MoveMissingOk,
+}
+
+#[derive(Debug)]
+struct Faulty {
+    inner: InMemoryDriver,
+    fault: Fault,
+}
+
+#[derive(Debug)]
+struct OffByOne(Box<dyn FileWriter>);
+
+#[async_trait]
+impl FileWriter for OffByOne {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        self.0.write(data).await
+    }
+    fn size(&self) -> u64 {
+        self.0.size() + 1
+    }
+    async fn close(&mut self) -> Result<()> {
+        self.0.close().await
+    }
+    async fn cancel(&mut self) -> Result<()> {
+        self.0.cancel().await
+    }
+    async fn commit(&mut self) -> Result<()> {
+        self.0.commit().await
+    }
+}
+
+#[async_trait]
+impl StorageDriver for Faulty {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn get_content(&self, path: &StoragePath) -> Result<Bytes> {
+        match self.inner.get_content(path).await {
+            Err(Error::PathNotFound { path, .. }) if self.fault == Fault::ForeignNotFound => {
+                Err(Error::not_found("someone-else", path))
+            }
+            r => r,
+        }
+    }
+    async fn put_content(&self, path: &StoragePath, content: Bytes) -> Result<()> {
+        self.inner.put_content(path, content).await
+    }
+    async fn reader(&self, path: &StoragePath, offset: u64) -> Result<ByteStream> {
+        let offset = if self.fault == Fault::IgnoreOffset {
+            0
+        } else {
+            offset
+        };
+        self.inner.reader(path, offset).await
+    }
+    async fn writer(&self, path: &StoragePath, append: bool) -> Result<Box<dyn FileWriter>> {
+        let w = self.inner.writer(path, append).await?;
+        Ok(if self.fault == Fault::SizeOffByOne {
+            Box::new(OffByOne(w))
+        } else {
+            w
+        })
+    }
+    async fn stat(&self, path: &StoragePath) -> Result<FileInfo> {
+        if self.fault == Fault::PanicInStat {
+            panic!("deliberate panic in stat");
+        }
+        self.inner.stat(path).await
+    }
+    async fn list(&self, path: &StoragePath) -> Result<Vec<StoragePath>> {
+        self.inner.list(path).await
+    }
+    async fn move_object(&self, src: &StoragePath, dst: &StoragePath) -> Result<()> {
+        match self.inner.move_object(src, dst).await {
+            Err(e) if e.is_not_found() && self.fault == Fault::MoveMissingOk => Ok(()),
+            r => r,
+        }
+    }
+    async fn delete(&self, path: &StoragePath) -> Result<()> {
+        match self.fault {
+            Fault::NoopDelete => Ok(()),
+            Fault::PrefixDelete => {
+                let parent = path.parent();
+                let siblings = self.inner.list(&parent).await?;
+                let mut any = false;
+                for s in siblings {
+                    if s.as_str().starts_with(path.as_str()) {
+                        self.inner.delete(&s).await?;
+                        any = true;
+                    }
+                }
+                if any {
+                    Ok(())
+                } else {
+                    Err(Error::not_found(self.name(), path.as_str()))
+                }
+            }
+            _ => self.inner.delete(path).await,
+        }
+    }
+}
+
+fn suite(fault: Fault) -> Suite {
+    Suite::new(move || async move {
+        let backend: Arc<dyn StorageDriver> = Arc::new(Faulty {
+            inner: InMemoryDriver::new(),
+            fault,
+        });
+        Ok(Fixture::new(Driver::new(backend)))
+    })
+}
+
+async fn expect_failed(fault: Fault, case: &str, needle: &str) {
+    match run_case(&suite(fault), case).await {
+        Outcome::Failed(m) => assert!(
+            m.contains(needle),
+            "{case} with {fault:?} failed, but the message lacks {needle:?}: {m}"
+        ),
+        other => panic!("{case} with {fault:?}: expected Failed, got {other:?}"),
+    }
+    assert_eq!(
+        run_case(&suite(Fault::None), case).await,
+        Outcome::Passed,
+        "{case} must pass on the correct backend"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_delete_is_caught() {
+    expect_failed(
+        Fault::PrefixDelete,
+        "delete_only_deletes_subpaths",
+        "suffix",
+    )
+    .await;
+    expect_failed(
+        Fault::PrefixDelete,
+        "delete_table",
+        "delete(/folder1) also deleted /folder1-v2/file1",
+    )
+    .await;
+    expect_failed(
+        Fault::PrefixDelete,
+        "stat_no_false_directory",
+        "delete(/foo)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noop_delete_fails_the_clean_up_check() {
+    expect_failed(Fault::NoopDelete, "delete", "expected PathNotFound").await;
+    expect_failed(
+        Fault::NoopDelete,
+        "write_read_1",
+        "did not clean up properly",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_offset_is_caught() {
+    expect_failed(
+        Fault::IgnoreOffset,
+        "reader_with_offset",
+        "first difference",
+    )
+    .await;
+    expect_failed(Fault::IgnoreOffset, "reader_boundary_offsets", "reader(").await;
+    expect_failed(
+        Fault::IgnoreOffset,
+        "concurrent_stream_reads",
+        "content differs",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driver_panic_fails_only_that_case() {
+    expect_failed(Fault::PanicInStat, "stat_call", "deliberate panic in stat").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_must_name_the_driver() {
+    expect_failed(Fault::ForeignNotFound, "read_nonexistent", "someone-else").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_sizes_are_checked() {
+    expect_failed(Fault::SizeOffByOne, "continue_stream_append_small", "size").await;
+    expect_failed(
+        Fault::SizeOffByOne,
+        "append_straddling_part_size",
+        "resumed at 1",
+    )
+    .await;
+    expect_failed(
+        Fault::SizeOffByOne,
+        "write_zero_byte_stream_then_append",
+        "size",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_move_source_is_caught() {
+    expect_failed(
+        Fault::MoveMissingOk,
+        "move_nonexistent",
+        "expected PathNotFound",
+    )
+    .await;
+    expect_failed(
+        Fault::MoveMissingOk,
+        "move_missing_source_keeps_destination",
+        "expected PathNotFound",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walk_expectations_follow_the_declared_order() {
+    let wrong = suite(Fault::None)
+        .with_capabilities(Capabilities::default().with_walk_order(WalkOrder::KeyOrder));
+    for case in [
+        "walk_all",
+        "walk_stop_early",
+        "walk_start_after_hint_from_root",
+    ] {
+        assert!(
+            run_case(&wrong, case).await.is_failed(),
+            "{case} passed with the wrong walk order"
+        );
+    }
+    let wrong = suite(Fault::None)
+        .with_capabilities(Capabilities::default().with_walk_missing_is_not_found(false));
+    assert!(run_case(&wrong, "walk_missing_dir").await.is_failed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_expected_but_not_offered_fails() {
+    let s =
+        suite(Fault::None).with_capabilities(Capabilities::default().with_redirect(true, false));
+    assert!(run_case(&s, "redirect_url").await.is_failed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_case_is_skipped_not_passed_and_unknown_case_fails() {
+    let s = suite(Fault::None).with_capabilities(Capabilities::default().with_large_streams(false));
+    assert!(matches!(
+        run_case(&s, "write_read_large_streams").await,
+        Outcome::Skipped(_)
+    ));
+    assert!(run_case(&s, "no_such_case").await.is_failed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_reports_every_selected_case_in_order() {
+    let s = suite(Fault::None).with_capabilities(Capabilities::default().with_large_streams(false));
+    let report = run_all(&s, Some("write_read")).await;
+    let names: Vec<&str> = report.cases.iter().map(|c| c.name.as_str()).collect();
+    let expected: Vec<&str> = CASES
+        .iter()
+        .copied()
+        .filter(|n| n.contains("write_read"))
+        .collect();
+    assert_eq!(names, expected);
+    assert_eq!(report.driver, "inmemory");
+    assert_eq!(report.skipped(), 1, "the 5 GiB case is skipped");
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert_eq!(report.passed(), expected.len() - 1);
+    let json = serde_json::to_value(&report).expect("report serialises");
+    assert_eq!(json["cases"][0]["outcome"]["status"], "passed");
+    assert!(json["cases"][0]["duration_secs"].is_f64());
+
+    let broken = run_all(&suite(Fault::NoopDelete), Some("delete")).await;
+    assert!(!broken.success());
+}
