@@ -72,9 +72,9 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 pub(crate) enum CredentialsProvider {
     /// Fixed keys.
     Static(AwsCredentials),
-    /// rusoto's chain with a success-only cache.
+    /// rusoto's chain (boxed: it is large) with a success-only cache.
     Chain {
-        chain: ChainProvider,
+        chain: Box<ChainProvider>,
         cached: Mutex<Option<AwsCredentials>>,
     },
 }
@@ -106,7 +106,7 @@ impl CredentialsProvider {
                 None,
             )),
             Credentials::Chain => CredentialsProvider::Chain {
-                chain: ChainProvider::new(),
+                chain: Box::new(ChainProvider::new()),
                 cached: Mutex::new(None),
             },
         }

@@ -23,7 +23,7 @@ mod sigv2;
 mod walk;
 mod writer;
 
-pub use config::S3Config;
+pub use config::{Credentials, S3Config};
 pub use dispatch::RequestStats;
 pub use driver::{ObjectInspection, S3Driver};
 pub use factory::S3Factory;

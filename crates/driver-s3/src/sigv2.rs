@@ -57,7 +57,7 @@ const SUB_RESOURCES: &[&str] = &[
 /// Request headers as rusoto keeps them: lower-cased names, one or more values each.
 pub(crate) type Headers = BTreeMap<String, Vec<Vec<u8>>>;
 
-fn header<'a>(headers: &'a Headers, name: &str) -> Option<String> {
+fn header(headers: &Headers, name: &str) -> Option<String> {
     headers.get(name).map(|values| join_values(values))
 }
 
