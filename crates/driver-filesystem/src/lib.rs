@@ -141,6 +141,33 @@ impl Fs {
         self.root.join(INTERNAL_DIR).join("uploads")
     }
 
+    /// Creates the internal upload directory if needed, refusing links in its place (a link
+    /// there would send uploads outside the root).
+    fn ensure_uploads_dir(&self, for_path: &StoragePath) -> Result<PathBuf> {
+        fs::create_dir_all(&self.root).map_err(|e| io_error(for_path, e))?;
+        let mut cur = self.root.clone();
+        for c in [INTERNAL_DIR, "uploads"] {
+            cur.push(c);
+            match fs::create_dir(&cur) {
+                Ok(()) => continue,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_error(for_path, e)),
+            }
+            let m = fs::symlink_metadata(&cur).map_err(|e| io_error(for_path, e))?;
+            if m.file_type().is_symlink() {
+                return Err(symlink_error(for_path, &format!("internal directory {c}")));
+            }
+            if !m.is_dir() {
+                return Err(Error::backend(
+                    DRIVER_NAME,
+                    Some(for_path.as_str()),
+                    format!("internal directory {c} is not a directory"),
+                ));
+            }
+        }
+        Ok(cur)
+    }
+
     /// The pending-upload file of `path`. Hashing keeps the name short and free of `/`.
     fn pending_path(&self, path: &StoragePath) -> PathBuf {
         self.uploads_dir()
@@ -674,8 +701,7 @@ struct OpenedWriter {
 
 fn open_writer(fs: &Fs, path: &StoragePath, append: bool) -> Result<OpenedWriter> {
     let pending_path = fs.pending_path(path);
-    let uploads = fs.uploads_dir();
-    fs::create_dir_all(&uploads).map_err(|e| io_error(path, e))?;
+    let uploads = fs.ensure_uploads_dir(path)?;
     let file_name = pending_path
         .file_name()
         .map(|n| format!("{}.{}.part", n.to_string_lossy(), unique_suffix()))

@@ -650,3 +650,27 @@ async fn resumed_writer_owns_its_upload() {
     w.cancel().await.unwrap();
     assert!(names(&uploads).is_empty());
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn planted_link_at_internal_directory_is_refused() {
+    use std::os::unix::fs::symlink;
+
+    let (dir, d) = setup();
+    let outside = tempfile::tempdir().unwrap();
+    symlink(outside.path(), dir.path().join(INTERNAL_DIR)).unwrap();
+    let e = d.writer("/x", false).await.unwrap_err();
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert!(names(outside.path()).is_empty());
+    // Same one level down.
+    fs::remove_file(dir.path().join(INTERNAL_DIR)).unwrap();
+    fs::create_dir(dir.path().join(INTERNAL_DIR)).unwrap();
+    symlink(
+        outside.path(),
+        dir.path().join(INTERNAL_DIR).join("uploads"),
+    )
+    .unwrap();
+    let e = d.writer("/x", false).await.unwrap_err();
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert!(names(outside.path()).is_empty());
+}
