@@ -38,7 +38,11 @@ enum Cmd {
     },
     /// fmt check, clippy -D warnings, docs with warnings denied, then every test of the workspace
     /// with RGW and moto running so the S3 integration tests really run.
-    Test,
+    Test {
+        /// Run every step even if fmt, clippy or docs fail; fail at the end naming all failures.
+        #[arg(long)]
+        keep_going: bool,
+    },
     /// What `.ci/run` runs after `cargo xtask test`: the main job and the SigV2 run on RGW.
     Ci,
     /// The conformance crate's benchmark set against the embedded backends.
@@ -153,7 +157,8 @@ struct BenchArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     runner::install_interrupt_handler();
-    let mut r = Runner::new();
+    let keep_going = matches!(cli.command, Cmd::Test { keep_going: true });
+    let mut r = Runner::new(keep_going);
     let result = match cli.command {
         Cmd::Conformance(args) => conformance(&mut r, &args),
         Cmd::Servers {
@@ -165,7 +170,7 @@ fn main() -> ExitCode {
                 },
         } => servers_exec(&mut r, which, sig, &command),
         Cmd::Servers { action } => servers_cmd(action),
-        Cmd::Test => test(&mut r),
+        Cmd::Test { .. } => test(&mut r),
         Cmd::Ci => ci(&mut r),
         Cmd::Bench(args) => bench(&mut r, &args),
     };
@@ -296,8 +301,8 @@ fn conformance(r: &mut Runner, args: &ConformanceArgs) -> Result<()> {
 }
 
 fn test(r: &mut Runner) -> Result<()> {
-    r.run("cargo fmt", cargo().args(["fmt", "--all", "--check"]))?;
-    r.run(
+    r.check("cargo fmt", cargo().args(["fmt", "--all", "--check"]))?;
+    r.check(
         "cargo clippy",
         cargo().args([
             "clippy",
@@ -308,7 +313,7 @@ fn test(r: &mut Runner) -> Result<()> {
             "warnings",
         ]),
     )?;
-    r.run(
+    r.check(
         "cargo doc",
         cargo()
             .env("RUSTDOCFLAGS", "-Dwarnings")
@@ -334,7 +339,8 @@ fn test(r: &mut Runner) -> Result<()> {
     cmd.args(["test", "--workspace"])
         .envs(rgw.info().s3_env(true, &bucket))
         .env("REGSTORE_MOTO_ENDPOINT", &moto.info().endpoint);
-    r.run("cargo test", &mut cmd)
+    r.check("cargo test", &mut cmd)?;
+    r.finish()
 }
 
 fn ci(r: &mut Runner) -> Result<()> {

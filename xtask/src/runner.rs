@@ -2,6 +2,7 @@
 //! failed, so a CI log shows where the time went and where it broke without scrolling.
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -41,13 +42,46 @@ pub fn check_interrupted() -> Result<()> {
 pub struct Runner {
     started: Instant,
     steps: Vec<(String, Duration, bool)>,
+    keep_going: bool,
+    deferred: Vec<String>,
 }
 
 impl Runner {
-    pub fn new() -> Self {
+    /// With `keep_going`, steps run through [`Runner::check`] record their failure and let the
+    /// run continue; [`Runner::finish`] then fails naming all of them.
+    pub fn new(keep_going: bool) -> Self {
         Runner {
             started: Instant::now(),
             steps: Vec::new(),
+            keep_going,
+            deferred: Vec::new(),
+        }
+    }
+
+    /// Like [`Runner::run`], but with `--keep-going` a failure is remembered instead of ending
+    /// the run (for independent checks such as fmt, clippy, docs).
+    pub fn check(&mut self, label: &str, cmd: &mut Command) -> Result<()> {
+        match self.run(label, cmd) {
+            Err(e) if self.keep_going => {
+                check_interrupted()?;
+                eprintln!("    (--keep-going: continuing after this failure)");
+                self.deferred.push(format!("{e:#}"));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Fails if a step failed under `--keep-going`.
+    pub fn finish(&self) -> Result<()> {
+        if self.deferred.is_empty() {
+            Ok(())
+        } else {
+            bail!(
+                "{} step(s) failed:\n  {}",
+                self.deferred.len(),
+                self.deferred.join("\n  ")
+            )
         }
     }
 
@@ -126,7 +160,14 @@ pub fn display_command(cmd: &Command) -> String {
             parts.push(format!("{key}={}", quote(value)));
         }
     }
-    parts.push(quote(cmd.get_program()));
+    // `cargo` rather than the toolchain's full path that `$CARGO` holds: shorter, and what a
+    // developer types to reproduce the step.
+    let program = Path::new(cmd.get_program());
+    if program.file_name() == Some(OsStr::new("cargo")) {
+        parts.push("cargo".to_string());
+    } else {
+        parts.push(quote(cmd.get_program()));
+    }
     parts.extend(cmd.get_args().map(quote));
     parts.join(" ")
 }

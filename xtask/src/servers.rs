@@ -269,12 +269,18 @@ impl Server {
         for p in &mut self.procs {
             if let Some(child) = &mut p.child {
                 if let Some(status) = child.try_wait()? {
+                    let end = tail(&p.log, 15);
+                    let hint = if end.contains("Address already in use") {
+                        "\nhint: a port chosen free for this server was taken by another \
+                         process before the server bound it; run the command again"
+                    } else {
+                        ""
+                    };
                     bail!(
-                        "{} exited early with {status}; logs in {}; the end of {}:\n{}",
+                        "{} exited early with {status}; logs in {}; the end of {}:\n{end}{hint}",
                         p.marker,
                         log_dir.display(),
                         p.log.display(),
-                        tail(&p.log, 15)
                     );
                 }
             }
