@@ -224,4 +224,28 @@ mod tests {
         assert!(expires_within(&past, REFRESH_MARGIN));
         assert_eq!(time_to_expiry(&past), Some(Duration::ZERO));
     }
+
+    /// The only test that touches `AWS_*` variables (nothing else in this crate reads them).
+    #[tokio::test]
+    async fn chain_reads_environment_and_caches() {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDFROMENV");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "SECRETFROMENV");
+        std::env::set_var("AWS_SESSION_TOKEN", "TOKENFROMENV");
+        let p = CredentialsProvider::new(&Credentials::Chain);
+        let c = p.credentials().await.expect("environment credentials");
+        assert_eq!(c.aws_access_key_id(), "AKIDFROMENV");
+        assert_eq!(c.aws_secret_access_key(), "SECRETFROMENV");
+        assert_eq!(c.token().as_deref(), Some("TOKENFROMENV"));
+        // Cached: a changed environment is not seen until the cached keys near expiry.
+        std::env::set_var("AWS_ACCESS_KEY_ID", "OTHER");
+        let again = p.credentials().await.expect("cached credentials");
+        assert_eq!(again.aws_access_key_id(), "AKIDFROMENV");
+        for k in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ] {
+            std::env::remove_var(k);
+        }
+    }
 }

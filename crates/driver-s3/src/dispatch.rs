@@ -518,4 +518,107 @@ mod tests {
         ensure_content_md5(&mut r);
         assert_eq!(r.headers["content-md5"].len(), 1);
     }
+
+    /// A one-file HTTPS server with a fresh self-signed certificate (made with the `openssl`
+    /// command), answering every request `200 OK`. `None` when `openssl` is unavailable.
+    async fn self_signed_server() -> Option<(u16, tokio::task::JoinHandle<()>)> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let dir = tempfile::tempdir().ok()?;
+        let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=regstore-test"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            return None;
+        }
+        let identity = native_tls::Identity::from_pkcs8(
+            &std::fs::read(&cert).ok()?,
+            &std::fs::read(&key).ok()?,
+        )
+        .expect("openssl wrote a usable identity");
+        let acceptor = tokio_native_tls::TlsAcceptor::from(
+            native_tls::TlsAcceptor::new(identity).expect("acceptor builds"),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
+        let port = listener.local_addr().ok()?.port();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        Some((port, task))
+    }
+
+    #[tokio::test]
+    async fn tls_verified_by_default_and_skipverify_accepts_self_signed() {
+        let Some((port, server)) = self_signed_server().await else {
+            if std::env::var_os("CI").is_some() {
+                panic!("CI is set but the openssl command is unavailable for the TLS test");
+            }
+            eprintln!("skipped: the openssl command is unavailable");
+            return;
+        };
+        let endpoint = format!("https://127.0.0.1:{port}");
+        for skip_verify in [false, true] {
+            let config = S3Config::from_parameters(
+                &regstore_driver_api::Parameters::new()
+                    .with("bucket", "bkt")
+                    .with("regionendpoint", endpoint.as_str())
+                    .with("accesskey", "AK")
+                    .with("secretkey", "SK")
+                    .with("skipverify", skip_verify),
+            )
+            .unwrap();
+            let creds = Arc::new(CredentialsProvider::new(&config.credentials));
+            let stats = Arc::new(RequestStats::new());
+            let d = Dispatcher::new(&config, creds, Arc::clone(&stats)).unwrap();
+            let region = Region::Custom {
+                name: "us-east-1".into(),
+                endpoint: endpoint.clone(),
+            };
+            let r = SignedRequest::new("HEAD", "s3", &region, "/bkt/key");
+            let res = d.dispatch(r, Some(Duration::from_secs(10))).await;
+            if skip_verify {
+                let resp = res.expect("skipverify accepts a self-signed certificate");
+                assert_eq!(resp.status.as_u16(), 200);
+            } else {
+                let Err(err) = res else {
+                    panic!("a self-signed certificate must be refused by default");
+                };
+                assert!(err.to_string().contains("certificate"), "{err}");
+            }
+            assert_eq!(stats.get("HeadObject"), 1);
+        }
+        server.abort();
+    }
 }
