@@ -99,9 +99,10 @@ pub struct Capabilities {
     /// Concurrency cases at distribution's full sizes (128 MiB; 32 writers × 32 MiB) instead of
     /// its `-short` sizes (10 MiB; 8 × 8 MiB). Default: env `REGSTORE_CONFORMANCE_FULL=1`.
     pub full_size: bool,
-    /// Whether redirect URLs must be returned and fetched over HTTP (GET returns exactly the
-    /// bytes, HEAD answers 200 with the right Content-Length). When false, a backend may answer
-    /// "no redirect"; a URL it returns anyway is not fetched.
+    /// Whether the backend redirects: when true, GET and HEAD redirect URLs must be returned and
+    /// are fetched over HTTP(S) (GET returns exactly the bytes, HEAD answers 200 with the right
+    /// Content-Length); when false, the backend must answer "no redirect" (a URL it returns
+    /// anyway fails the case, since an unfetched URL proves nothing).
     pub redirect: bool,
     /// Accept invalid TLS certificates when fetching redirect URLs (a local test server).
     pub redirect_skip_tls_verify: bool,
@@ -337,15 +338,6 @@ async fn run_case_named(suite: &Suite, name: &str) -> (String, Outcome) {
         );
     };
     let caps = suite.capabilities.clone();
-    if case.name == "write_read_large_streams" && !caps.large_streams {
-        return (
-            String::new(),
-            Outcome::Skipped(
-                "writes 5 GiB; enable with REGSTORE_CONFORMANCE_LARGE=1 (or Capabilities::large_streams)"
-                    .to_owned(),
-            ),
-        );
-    }
     let fixture = match suite.fixture().await {
         Ok(f) => f,
         Err(e) => {

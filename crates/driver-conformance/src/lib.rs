@@ -52,8 +52,9 @@ pub const CASES: &[&str] = cases::NAMES;
 /// it failed and prints `skipped: <reason>` when it was skipped. The 5 GiB stream case is
 /// emitted with `#[ignore]`: run it with `REGSTORE_CONFORMANCE_LARGE=1 cargo test -- --ignored`.
 ///
-/// The tests do not use `#[tokio::test]`, so the calling crate needs no `tokio` dependency of
-/// its own.
+/// The case `move` is a Rust keyword, so its test function is `r#move` (libtest prints it so;
+/// `cargo test move` selects it). The tests do not use `#[tokio::test]`, so the calling crate
+/// needs no `tokio` dependency of its own.
 #[macro_export]
 macro_rules! conformance_tests {
     ($suite:path) => {

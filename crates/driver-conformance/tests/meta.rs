@@ -307,3 +307,168 @@ async fn run_all_reports_every_selected_case_in_order() {
     let broken = run_all(&suite(Fault::NoopDelete), Some("delete")).await;
     assert!(!broken.success());
 }
+
+/// A backend whose redirect URLs point at a tiny local HTTP server serving its objects, so the
+/// redirect case's HTTP fetching is exercised for real.
+#[derive(Debug)]
+struct Redirecting {
+    inner: InMemoryDriver,
+    base: String,
+}
+
+#[async_trait]
+impl StorageDriver for Redirecting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn get_content(&self, path: &StoragePath) -> Result<Bytes> {
+        self.inner.get_content(path).await
+    }
+    async fn put_content(&self, path: &StoragePath, content: Bytes) -> Result<()> {
+        self.inner.put_content(path, content).await
+    }
+    async fn reader(&self, path: &StoragePath, offset: u64) -> Result<ByteStream> {
+        self.inner.reader(path, offset).await
+    }
+    async fn writer(&self, path: &StoragePath, append: bool) -> Result<Box<dyn FileWriter>> {
+        self.inner.writer(path, append).await
+    }
+    async fn stat(&self, path: &StoragePath) -> Result<FileInfo> {
+        self.inner.stat(path).await
+    }
+    async fn list(&self, path: &StoragePath) -> Result<Vec<StoragePath>> {
+        self.inner.list(path).await
+    }
+    async fn move_object(&self, src: &StoragePath, dst: &StoragePath) -> Result<()> {
+        self.inner.move_object(src, dst).await
+    }
+    async fn delete(&self, path: &StoragePath) -> Result<()> {
+        self.inner.delete(path).await
+    }
+    async fn redirect_url(
+        &self,
+        request: &regstore_driver_api::RedirectRequest,
+        path: &StoragePath,
+    ) -> Result<Option<url::Url>> {
+        use regstore_driver_api::RedirectMethod;
+        if request.method == RedirectMethod::Other {
+            return Ok(None);
+        }
+        url::Url::parse(&format!("{}{}", self.base, path.as_str()))
+            .map(Some)
+            .map_err(|e| Error::backend(self.name(), Some(path.as_str()), e))
+    }
+}
+
+/// Serves GET/HEAD of `store`'s objects over HTTP/1.1 (one request per connection); with
+/// `corrupt` the first byte served is flipped.
+async fn serve(store: InMemoryDriver, corrupt: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a local port");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&req)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                let mut parts = line.split(' ');
+                let method = parts.next().unwrap_or("");
+                let path = parts.next().unwrap_or("");
+                let body = match StoragePath::parse(path) {
+                    Some(p) => store.get_content(&p).await.ok(),
+                    None => None,
+                };
+                let response = match body {
+                    Some(b) => {
+                        let mut b = b.to_vec();
+                        if corrupt {
+                            if let Some(x) = b.first_mut() {
+                                *x ^= 0xff;
+                            }
+                        }
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            b.len()
+                        )
+                        .into_bytes();
+                        if method == "GET" {
+                            r.extend_from_slice(&b);
+                        }
+                        r
+                    }
+                    None => {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    }
+                };
+                let _ = sock.write_all(&response).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn redirecting_suite(corrupt: bool) -> Suite {
+    Suite::new(move || async move {
+        let inner = InMemoryDriver::new();
+        let base = serve(inner.clone(), corrupt).await;
+        let backend: Arc<dyn StorageDriver> = Arc::new(Redirecting { inner, base });
+        Ok(Fixture::new(Driver::new(backend)))
+    })
+    .with_capabilities(Capabilities::default().with_redirect(true, false))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_urls_are_fetched_and_compared() {
+    assert_eq!(
+        run_case(&redirecting_suite(false), "redirect_url").await,
+        Outcome::Passed
+    );
+    match run_case(&redirecting_suite(true), "redirect_url").await {
+        Outcome::Failed(m) => assert!(m.contains("first difference at offset 0"), "{m}"),
+        other => panic!("corrupted redirect content not caught: {other:?}"),
+    }
+    // A URL offered while the suite was told the backend does not redirect is a failure, not
+    // a silent pass.
+    let s = redirecting_suite(false).with_capabilities(Capabilities::default());
+    assert!(run_case(&s, "redirect_url").await.is_failed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benches_measure_and_leave_the_store_empty() {
+    use regstore_driver_conformance::bench::{run_benches, BenchOptions, BENCHES};
+    let s = suite(Fault::None);
+    let opts = BenchOptions::default().with_iterations(2);
+    let ms = run_benches(&s, None, &opts).await.expect("benchmarks run");
+    let names: Vec<&str> = ms.iter().map(|m| m.name.as_str()).collect();
+    let expected: Vec<&str> = BENCHES
+        .iter()
+        .copied()
+        .filter(|n| !n.ends_with("_1gib"))
+        .collect();
+    assert_eq!(names, expected);
+    let one_mib = ms
+        .iter()
+        .find(|m| m.name == "put_get_1mib")
+        .expect("1 MiB bench");
+    assert_eq!(one_mib.ops, 2);
+    assert_eq!(one_mib.bytes, 2 * 2 * 1024 * 1024);
+    assert!(one_mib.mib_per_sec() > 0.0);
+    let list = ms.iter().find(|m| m.name == "list_50").expect("list bench");
+    assert_eq!((list.ops, list.bytes), (2, 0));
+}
