@@ -700,11 +700,11 @@ impl S3Api {
         let req = rusoto_s3::CreateBucketRequest {
             bucket: self.bucket.clone(),
             // us-east-1 is the default location and must not be named explicitly.
-            create_bucket_configuration: (region != "us-east-1" && !region.is_empty()).then(|| {
+            create_bucket_configuration: (region != "us-east-1" && !region.is_empty()).then_some(
                 rusoto_s3::CreateBucketConfiguration {
                     location_constraint: Some(region),
-                }
-            }),
+                },
+            ),
             ..Default::default()
         };
         match self.conn.client.create_bucket(req).await {
