@@ -14,6 +14,13 @@ use crate::error::{CliError, CliResult};
 pub fn registry() -> Registry {
     let mut r = Registry::new();
     r.register("inmemory", Arc::new(InMemory));
+    r.register(
+        "filesystem",
+        Arc::new(regstore_driver_filesystem::FilesystemFactory),
+    );
+    r.register("s3", Arc::new(regstore_driver_s3::S3Factory));
+    r.register("s3aws", Arc::new(regstore_driver_s3::S3Factory));
+    regstore_middleware_cloudfront::register(&mut r);
     r
 }
 
@@ -49,6 +56,24 @@ pub async fn open_backend(config: &StorageConfig) -> CliResult<Driver> {
         .create(&config.backend, &config.params)
         .await
         .map_err(|e| backend_error(config, &registry, e))
+}
+
+/// Whether `backend` names the S3 driver (distribution registers it as `s3` and `s3aws`).
+pub fn is_s3(backend: &str) -> bool {
+    backend.eq_ignore_ascii_case("s3") || backend.eq_ignore_ascii_case("s3aws")
+}
+
+/// The concrete S3 driver for S3-only operations (multipart uploads), or `None` when the
+/// configured backend is not S3.
+pub fn open_s3(config: &StorageConfig) -> CliResult<Option<regstore_driver_s3::S3Driver>> {
+    if !is_s3(&config.backend) {
+        return Ok(None);
+    }
+    let built = regstore_driver_s3::S3Config::from_parameters(&config.params)
+        .and_then(regstore_driver_s3::S3Driver::new);
+    built
+        .map(Some)
+        .map_err(|e| backend_error(config, &registry(), e))
 }
 
 /// Builds the configured backend wrapped in its enabled middlewares, in order.

@@ -39,7 +39,8 @@ pub enum CliError {
     #[error("{0}")]
     NotFound(String),
 
-    /// The command ran but its result is a failure (a failed check, a size mismatch after copy).
+    /// The command ran and printed its result, but the result is a failure (a failed check,
+    /// files that could not be copied). With `--json` no error document is added.
     #[error("{0}")]
     Failed(String),
 

@@ -168,6 +168,12 @@ pub enum Command {
         /// Run only benchmarks whose name contains this text.
         #[arg(long, value_name = "TEXT")]
         filter: Option<String>,
+        /// Repetitions of each operation.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        iterations: u32,
+        /// Also run the 1 GiB benchmarks (put_get_1gib holds 1 GiB in memory).
+        #[arg(long)]
+        include_1gib: bool,
     },
 }
 
@@ -229,7 +235,9 @@ fn report_error(ctx: &Context, e: &CliError) -> i32 {
     let code = e.exit_code();
     let message = e.to_string().replace('\n', "; ");
     let message = message.trim_end_matches("; ");
-    if ctx.json {
+    // A `Failed` command has already printed its result document; a second one would break
+    // "one JSON document per command".
+    if ctx.json && !matches!(e, CliError::Failed(_)) {
         println!(
             "{}",
             serde_json::json!({"error": message, "exit_code": code})

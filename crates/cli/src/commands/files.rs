@@ -324,9 +324,14 @@ pub async fn url(ctx: &Context, path: &str, method: Method) -> CliResult<()> {
             None => (
                 None,
                 format!(
-                    "backend {} (with its middlewares) gives no redirect URL for {method_name}: \
+                    "backend {}{} gives no redirect URL for {method_name}: \
                      the registry serves {path} itself",
-                    driver.name()
+                    driver.name(),
+                    if config.middlewares.iter().any(|m| !m.disabled) {
+                        " with its middlewares"
+                    } else {
+                        ""
+                    }
                 ),
             ),
         }

@@ -39,7 +39,11 @@ pub async fn dispatch(ctx: &Context, command: Command) -> CliResult<()> {
         Command::Check { filter, no_bench } => {
             check::check(ctx, filter.as_deref(), !no_bench).await
         }
-        Command::Bench { filter } => check::bench(ctx, filter.as_deref()).await,
+        Command::Bench {
+            filter,
+            iterations,
+            include_1gib,
+        } => check::bench(ctx, filter.as_deref(), iterations, include_1gib).await,
     }
 }
 
