@@ -521,7 +521,11 @@ mod tests {
 
     /// A one-file HTTPS server with a fresh self-signed certificate (made with the `openssl`
     /// command), answering every request `200 OK`. `None` when `openssl` is unavailable.
-    async fn self_signed_server() -> Option<(u16, tokio::task::JoinHandle<()>)> {
+    async fn self_signed_server() -> Option<(
+        u16,
+        tokio::task::JoinHandle<()>,
+        tokio::sync::mpsc::UnboundedReceiver<String>,
+    )> {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let dir = tempfile::tempdir().ok()?;
         let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
@@ -552,9 +556,11 @@ mod tests {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
         let port = listener.local_addr().ok()?.port();
+        let (heads_tx, heads) = tokio::sync::mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
+                let heads_tx = heads_tx.clone();
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(tcp).await else {
                         return;
@@ -567,6 +573,7 @@ mod tests {
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     }
+                    let _ = heads_tx.send(String::from_utf8_lossy(&buf).to_lowercase());
                     let _ = tls
                         .write_all(
                             b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -576,12 +583,12 @@ mod tests {
                 });
             }
         });
-        Some((port, task))
+        Some((port, task, heads))
     }
 
     #[tokio::test]
     async fn tls_verified_by_default_and_skipverify_accepts_self_signed() {
-        let Some((port, server)) = self_signed_server().await else {
+        let Some((port, server, mut heads)) = self_signed_server().await else {
             if std::env::var_os("CI").is_some() {
                 panic!("CI is set but the openssl command is unavailable for the TLS test");
             }
@@ -589,13 +596,16 @@ mod tests {
             return;
         };
         let endpoint = format!("https://127.0.0.1:{port}");
-        for skip_verify in [false, true] {
+        for (skip_verify, v4auth) in [(false, true), (true, true), (true, false)] {
             let config = S3Config::from_parameters(
                 &regstore_driver_api::Parameters::new()
                     .with("bucket", "bkt")
                     .with("regionendpoint", endpoint.as_str())
                     .with("accesskey", "AK")
-                    .with("secretkey", "SK")
+                    .with("secretkey", "SECRETVALUE123")
+                    .with("sessiontoken", "SESSIONTOKEN456")
+                    .with("useragent", "my-registry/2.0")
+                    .with("v4auth", v4auth)
                     .with("skipverify", skip_verify),
             )
             .unwrap();
@@ -618,6 +628,30 @@ mod tests {
                 assert!(err.to_string().contains("certificate"), "{err}");
             }
             assert_eq!(stats.get("HeadObject"), 1);
+            if skip_verify {
+                let head = heads.recv().await.expect("the server saw the request");
+                assert!(head.starts_with("head /bkt/key http/1.1\r\n"), "{head}");
+                assert!(head.contains("user-agent: regstore/"), "{head}");
+                assert!(head.contains(" my-registry/2.0\r\n"), "{head}");
+                assert!(!head.contains("secretvalue123"), "{head}");
+                assert!(
+                    head.contains("x-amz-security-token: sessiontoken456"),
+                    "{head}"
+                );
+                if v4auth {
+                    assert!(
+                        head.contains("authorization: aws4-hmac-sha256 credential=ak/"),
+                        "{head}"
+                    );
+                } else {
+                    assert!(head.contains("authorization: aws ak:"), "{head}");
+                    let date = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("date: "))
+                        .expect("v2 sends a date header");
+                    assert!(date.ends_with(" gmt"), "{date}");
+                }
+            }
         }
         server.abort();
     }
