@@ -1,0 +1,278 @@
+//! The `regstore` binary against a real S3 server (RGW or moto) through a real `config.yml`
+//! with an `s3:` section.
+//!
+//! Environment contract (set by `cargo xtask`; see `/work/notes`-style docs in the S3 crate):
+//! `REGSTORE_S3_ENDPOINT`, `REGSTORE_S3_ACCESS_KEY`, `REGSTORE_S3_SECRET_KEY`,
+//! `REGSTORE_S3_REGION` (default us-east-1), `REGSTORE_S3_BUCKET` (created if missing),
+//! `REGSTORE_S3_V4AUTH` (default true). When they are missing the tests fail if `CI` is set and
+//! otherwise print `skipped: <reason>`.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{fs_driver, tree_hashes, write_registry_tree, Sandbox};
+use regstore_driver_api::{Driver, Parameters};
+
+struct S3Env {
+    endpoint: String,
+    access_key: String,
+    secret_key: String,
+    region: String,
+    bucket: String,
+    v4auth: bool,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn s3_env() -> Option<S3Env> {
+    let (Some(endpoint), Some(access_key), Some(secret_key)) = (
+        var("REGSTORE_S3_ENDPOINT"),
+        var("REGSTORE_S3_ACCESS_KEY"),
+        var("REGSTORE_S3_SECRET_KEY"),
+    ) else {
+        let reason = "REGSTORE_S3_ENDPOINT, REGSTORE_S3_ACCESS_KEY and REGSTORE_S3_SECRET_KEY \
+                      are not all set (run `cargo xtask conformance --backend s3`)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{reason} (CI is set, so this is a failure, not a skip)");
+        }
+        println!("skipped: {reason}");
+        return None;
+    };
+    Some(S3Env {
+        endpoint,
+        access_key,
+        secret_key,
+        region: var("REGSTORE_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+        bucket: var("REGSTORE_S3_BUCKET").unwrap_or_else(|| "regstore-test".into()),
+        v4auth: var("REGSTORE_S3_V4AUTH").is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+    })
+}
+
+/// A unique root directory per test run, so runs and tests never see each other's keys.
+fn unique_root(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("cli-tests/{test}-{}-{nanos:x}", std::process::id())
+}
+
+impl S3Env {
+    fn params(&self, root: &str) -> Parameters {
+        Parameters::new()
+            .with("accesskey", self.access_key.as_str())
+            .with("secretkey", self.secret_key.as_str())
+            .with("region", self.region.as_str())
+            .with("regionendpoint", self.endpoint.as_str())
+            .with("bucket", self.bucket.as_str())
+            .with("rootdirectory", root)
+            .with("v4auth", self.v4auth)
+            .with("chunksize", 5i64 * 1024 * 1024)
+    }
+
+    /// Writes a registry-style config.yml for this server and returns its path.
+    fn config(&self, sb: &Sandbox, name: &str, root: &str) -> PathBuf {
+        sb.file(
+            name,
+            &format!(
+                "version: 0.1\nstorage:\n  s3:\n    accesskey: {}\n    secretkey: {}\n    \
+                 region: {}\n    regionendpoint: {}\n    bucket: {}\n    rootdirectory: /{root}\n    \
+                 v4auth: {}\n    chunksize: 5242880\n  delete:\n    enabled: true\n  \
+                 redirect:\n    disable: false\n",
+                self.access_key,
+                self.secret_key,
+                self.region,
+                self.endpoint,
+                self.bucket,
+                self.v4auth
+            ),
+        )
+    }
+
+    /// A driver on `root` (for seeding and verifying), with the bucket created if missing.
+    async fn driver(&self, root: &str) -> (Driver, regstore_driver_s3::S3Driver) {
+        let cfg =
+            regstore_driver_s3::S3Config::from_parameters(&self.params(root)).expect("S3 config");
+        let s3 = regstore_driver_s3::S3Driver::new(cfg).expect("S3 driver");
+        s3.ensure_bucket().await.expect("create bucket");
+        (Driver::new(std::sync::Arc::new(s3.clone())), s3)
+    }
+}
+
+/// Removes everything under `root` (objects and open uploads).
+async fn cleanup(driver: &Driver, s3: &regstore_driver_s3::S3Driver) {
+    let _ = s3.abort_uploads_under_root().await;
+    match driver.delete("/docker").await {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => panic!("cleanup failed: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_commands_on_s3() {
+    let Some(env) = s3_env() else { return };
+    let sb = Sandbox::new();
+    let root = unique_root("files");
+    let (driver, s3) = env.driver(&root).await;
+    let c = env.config(&sb, "s3.yml", &root);
+    let c = c.to_str().unwrap();
+
+    let data = common::pseudo_random(5, 6 * 1024 * 1024 + 1);
+    let local = sb.path("blob");
+    std::fs::write(&local, &data).unwrap();
+    sb.run(&[
+        "--config",
+        c,
+        "put",
+        "/docker/a/blob",
+        local.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        common::sha256_hex(
+            &sb.run(&["--config", c, "cat", "/docker/a/blob"])
+                .ok()
+                .stdout
+        ),
+        common::sha256_hex(&data)
+    );
+    let st = sb
+        .run(&["--config", c, "--json", "stat", "/docker/a/blob"])
+        .ok()
+        .json();
+    assert_eq!(st["size"], data.len() as u64);
+    let st = sb
+        .run(&["--config", c, "--json", "stat", "/docker/a"])
+        .ok()
+        .json();
+    assert_eq!(st["type"], "directory");
+    assert_eq!(
+        sb.run(&["--config", c, "ls", "/docker"]).ok().out(),
+        "/docker/a\n"
+    );
+    sb.run(&["--config", c, "mv", "/docker/a/blob", "/docker/b/blob"])
+        .ok();
+    sb.run(&["--config", c, "stat", "/docker/a/blob"])
+        .fails_with(3);
+    let du = sb
+        .run(&["--config", c, "--json", "du", "/docker"])
+        .ok()
+        .json();
+    assert_eq!(du["bytes"], data.len() as u64);
+    assert_eq!(du["files"], 1);
+
+    // S3 answers with a presigned URL for the object's key.
+    let url = sb.run(&["--config", c, "url", "/docker/b/blob"]).ok().out();
+    assert!(
+        url.starts_with(&env.endpoint) && url.contains(&format!("{root}/docker/b/blob")),
+        "{url}"
+    );
+    assert!(
+        url.contains("X-Amz-Signature=") || url.contains("Signature="),
+        "{url}"
+    );
+
+    let line = sb.run(&["--config", c, "rm", "/docker/b"]).fails_with(2);
+    assert!(line.contains("directory"), "{line}");
+    sb.run(&["--config", c, "rm", "-r", "/docker"]).ok();
+    sb.run(&["--config", c, "stat", "/docker/b/blob"])
+        .fails_with(3);
+    cleanup(&driver, &s3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cp_filesystem_to_s3_and_back_preserves_every_byte() {
+    let Some(env) = s3_env() else { return };
+    let sb = Sandbox::new();
+    let root = unique_root("cp");
+    let (s3_driver, s3) = env.driver(&root).await;
+
+    let src = fs_driver(&sb.path("src"));
+    let expected = write_registry_tree(&src).await;
+    let from = sb.fs_config("fs.yml", "src");
+    let to = env.config(&sb, "s3.yml", &root);
+    let back = sb.fs_config("back.yml", "back");
+
+    let up = sb
+        .run(&[
+            "--json",
+            "cp",
+            "--from",
+            from.to_str().unwrap(),
+            "--to",
+            to.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(up["copied"], expected.len() as u64);
+    assert_eq!(up["failed"], 0);
+    assert_eq!(tree_hashes(&s3_driver).await, expected);
+
+    // Resumable against S3 too.
+    let again = sb
+        .run(&[
+            "--json",
+            "cp",
+            "--from",
+            from.to_str().unwrap(),
+            "--to",
+            to.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(again["copied"], 0);
+    assert_eq!(again["skipped"], expected.len() as u64);
+
+    let down = sb
+        .run(&[
+            "--json",
+            "cp",
+            "--from",
+            to.to_str().unwrap(),
+            "--to",
+            back.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(down["copied"], expected.len() as u64);
+    assert_eq!(tree_hashes(&fs_driver(&sb.path("back"))).await, expected);
+    cleanup(&s3_driver, &s3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_on_s3_cleans_its_scratch_prefix() {
+    let Some(env) = s3_env() else { return };
+    let sb = Sandbox::new();
+    let root = unique_root("check");
+    let (driver, s3) = env.driver(&root).await;
+    driver
+        .put_content("/docker/registry/v2/keep", b"keep".to_vec())
+        .await
+        .unwrap();
+    let c = env.config(&sb, "s3.yml", &root);
+    // A subset keeps the test short; the xtask runs the whole suite against S3.
+    let r = sb.run(&[
+        "--config",
+        c.to_str().unwrap(),
+        "--json",
+        "check",
+        "--filter",
+        "write_read",
+        "--no-bench",
+    ]);
+    let doc = r.json();
+    assert_eq!(r.code, 0, "{}\n{}", r.out(), r.stderr);
+    assert_eq!(doc["failed"], 0);
+    assert!(doc["passed"].as_u64().unwrap() >= 5);
+    // Only the registry's own data is left under the root.
+    let top = driver.list("/").await.unwrap();
+    assert_eq!(
+        top.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        ["/docker"]
+    );
+    cleanup(&driver, &s3).await;
+}
