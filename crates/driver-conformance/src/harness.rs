@@ -36,18 +36,28 @@ impl Fixture {
         }
     }
 
-    /// Sets the teardown.
+    /// Adds a teardown step. Steps run in the order they were added; the first error ends the
+    /// teardown and fails the case.
     pub fn with_teardown<F, Fut>(mut self, teardown: F) -> Self
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
-        self.teardown = Some(Box::new(move || teardown().boxed()));
+        let previous = self.teardown.take();
+        self.teardown = Some(Box::new(move || {
+            async move {
+                if let Some(p) = previous {
+                    p().await?;
+                }
+                teardown().await
+            }
+            .boxed()
+        }));
         self
     }
 
     /// Keeps `guard` alive until teardown and then drops it (for example a `tempfile::TempDir`
-    /// that deletes the store's directory when dropped).
+    /// that deletes the store's directory when dropped), after any earlier teardown step.
     pub fn keep_alive<G: Send + 'static>(self, guard: G) -> Self {
         self.with_teardown(move || async move {
             drop(guard);
@@ -357,10 +367,15 @@ async fn run_case_named(suite: &Suite, name: &str) -> (String, Outcome) {
     };
     // The case runs as its own task so a panic inside the driver fails this case only.
     let task = tokio::spawn((case.run)(ctx));
+    let abort = task.abort_handle();
     let joined = match timeout {
         Some(t) => tokio::time::timeout(t, task).await.ok(),
         None => Some(task.await),
     };
+    if joined.is_none() {
+        // A timed-out case must not keep writing while the clean-up check lists the store.
+        abort.abort();
+    }
     let mut outcome = match joined {
         None => Outcome::Failed(format!("timed out after {:?}", timeout.unwrap_or_default())),
         Some(Ok(Ok(()))) => Outcome::Passed,

@@ -3,18 +3,25 @@
 //! Any backend — one of regstore's or a user's — proves it behaves like distribution's drivers
 //! by building a [`Suite`] from its own constructor and running the cases:
 //!
-//! ```ignore
+//! ```no_run
 //! // tests/conformance.rs of a backend crate
-//! use regstore_driver_conformance::{Fixture, Suite};
+//! use std::sync::Arc;
+//!
+//! use regstore_driver_api::{Driver, StorageDriver};
+//! use regstore_driver_conformance::{Capabilities, Fixture, Suite};
 //!
 //! fn suite() -> Suite {
 //!     Suite::new(|| async {
-//!         let driver = my_backend::new_driver()?; // a fresh, EMPTY store every call
-//!         Ok(Fixture::new(driver))
+//!         // A fresh, EMPTY store on every call (a new temp dir, a new bucket prefix, …).
+//!         let backend: Arc<dyn StorageDriver> =
+//!             Arc::new(regstore_driver_inmemory::InMemoryDriver::new());
+//!         Ok(Fixture::new(Driver::new(backend)))
 //!     })
+//!     .with_capabilities(Capabilities::default())
 //! }
 //!
 //! regstore_driver_conformance::conformance_tests!(suite);
+//! # fn main() {}
 //! ```
 //!
 //! The macro emits one `#[test]` per case (named exactly as the case, see [`CASES`]), so

@@ -472,3 +472,78 @@ async fn benches_measure_and_leave_the_store_empty() {
     let list = ms.iter().find(|m| m.name == "list_50").expect("list bench");
     assert_eq!((list.ops, list.bytes), (2, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_runs_in_order_and_its_error_fails_the_case() {
+    use std::sync::Mutex;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let log2 = log.clone();
+    let s = Suite::new(move || {
+        let log = log2.clone();
+        async move {
+            let backend: Arc<dyn StorageDriver> = Arc::new(InMemoryDriver::new());
+            let (l1, l2) = (log.clone(), log.clone());
+            Ok(Fixture::new(Driver::new(backend))
+                .with_teardown(move || async move {
+                    l1.lock().expect("log").push("first");
+                    Ok(())
+                })
+                .with_teardown(move || async move {
+                    l2.lock().expect("log").push("second");
+                    Err(Error::backend("inmemory", None, "teardown broke"))
+                }))
+        }
+    });
+    match run_case(&s, "root_exists").await {
+        Outcome::Failed(m) => assert!(m.contains("teardown broke"), "{m}"),
+        other => panic!("teardown error not reported: {other:?}"),
+    }
+    assert_eq!(*log.lock().expect("log"), vec!["first", "second"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_case_times_out() {
+    #[derive(Debug)]
+    struct Hang(InMemoryDriver);
+    #[async_trait]
+    impl StorageDriver for Hang {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+        async fn get_content(&self, path: &StoragePath) -> Result<Bytes> {
+            self.0.get_content(path).await
+        }
+        async fn put_content(&self, _: &StoragePath, _: Bytes) -> Result<()> {
+            futures::future::pending().await
+        }
+        async fn reader(&self, path: &StoragePath, offset: u64) -> Result<ByteStream> {
+            self.0.reader(path, offset).await
+        }
+        async fn writer(&self, path: &StoragePath, append: bool) -> Result<Box<dyn FileWriter>> {
+            self.0.writer(path, append).await
+        }
+        async fn stat(&self, path: &StoragePath) -> Result<FileInfo> {
+            self.0.stat(path).await
+        }
+        async fn list(&self, path: &StoragePath) -> Result<Vec<StoragePath>> {
+            self.0.list(path).await
+        }
+        async fn move_object(&self, src: &StoragePath, dst: &StoragePath) -> Result<()> {
+            self.0.move_object(src, dst).await
+        }
+        async fn delete(&self, path: &StoragePath) -> Result<()> {
+            self.0.delete(path).await
+        }
+    }
+    let s = Suite::new(|| async {
+        let backend: Arc<dyn StorageDriver> = Arc::new(Hang(InMemoryDriver::new()));
+        Ok(Fixture::new(Driver::new(backend)))
+    })
+    .with_capabilities(
+        Capabilities::default().with_case_timeout(Some(std::time::Duration::from_millis(300))),
+    );
+    match run_case(&s, "write_read_1").await {
+        Outcome::Failed(m) => assert!(m.contains("timed out"), "{m}"),
+        other => panic!("hang not reported: {other:?}"),
+    }
+}
