@@ -417,3 +417,37 @@ impl FileWriter for S3Writer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_buffer_keeps_large_pieces_and_joins_small_ones() {
+        let mut b = PartBuffer::default();
+        b.push(Bytes::from_static(b"ab"));
+        b.push(Bytes::from_static(b"cd"));
+        let big = Bytes::from(vec![1u8; COPY_BELOW]);
+        b.push(big.clone());
+        b.push(Bytes::from_static(b"e"));
+        assert_eq!(b.len, 4 + COPY_BELOW + 1);
+        let pieces = b.take();
+        assert_eq!(pieces.len(), 3);
+        assert_eq!(pieces[0], "abcd");
+        // The large write is the same allocation, not a copy.
+        assert_eq!(pieces[1].as_ptr(), big.as_ptr());
+        assert_eq!(pieces[2], "e");
+        assert_eq!(b.len, 0);
+        assert!(b.take().is_empty());
+    }
+
+    #[test]
+    fn part_buffer_clear_forgets_everything() {
+        let mut b = PartBuffer::default();
+        b.push(Bytes::from_static(b"xyz"));
+        b.push(Bytes::from(vec![0u8; COPY_BELOW * 2]));
+        b.clear();
+        assert_eq!(b.len, 0);
+        assert!(b.take().is_empty());
+    }
+}
