@@ -201,25 +201,7 @@ impl AwsIpFilter {
         })
     }
 
-    /// A filter with a fixed list and no fetching (tests, or callers that load the list
-    /// themselves). `None` gives an uninitialised filter that matches nothing.
-    pub fn fixed(
-        networks: Option<Networks>,
-        config: IpFilterConfig,
-    ) -> Result<AwsIpFilter, String> {
-        Ok(AwsIpFilter {
-            shared: Arc::new(Shared {
-                client: https_client()?,
-                config,
-                networks: RwLock::new(networks.map(Arc::new)),
-                attempts: AtomicU64::new(0),
-                successes: AtomicU64::new(0),
-            }),
-            task: None,
-        })
-    }
-
-    /// Whether a fetch has succeeded (or a fixed list was given).
+    /// Whether a fetch has succeeded.
     pub fn is_initialised(&self) -> bool {
         self.snapshot().is_some()
     }

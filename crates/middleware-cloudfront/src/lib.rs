@@ -2,10 +2,10 @@
 //!
 //! A middleware wraps any `Arc<dyn StorageDriver>`, forwards every operation to it unchanged
 //! (errors keep naming the wrapped driver) and answers only
-//! [`StorageDriver::redirect_url`] differently:
+//! [`StorageDriver::redirect_url`](regstore_driver_api::StorageDriver::redirect_url) differently:
 //!
 //! * [`CloudFrontMiddleware`] (`cloudfront`) — a CloudFront signed URL for the object's key
-//!   (`baseurl` + [`StorageDriver::url_key`], so S3's root directory is part of it and the
+//!   (`baseurl` + [`StorageDriver::url_key`](regstore_driver_api::StorageDriver::url_key), so S3's root directory is part of it and the
 //!   distribution's origin path must be empty). Clients inside AWS can be sent to the wrapped
 //!   driver's own URL instead ([`ipfilter`]). Signing lives in [`sign`] and is usable on its own,
 //!   including custom policies.
