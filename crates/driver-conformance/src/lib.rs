@@ -62,8 +62,33 @@ pub const CASES: &[&str] = cases::NAMES;
 /// The case `move` is a Rust keyword, so its test function is `r#move` (libtest prints it so;
 /// `cargo test move` selects it). The tests do not use `#[tokio::test]`, so the calling crate
 /// needs no `tokio` dependency of its own.
+///
+/// For backends that need an external service, `conformance_tests!(optional suite)` takes a
+/// `fn() -> Option<Suite>` instead: when it returns `None` each test returns at once. The
+/// function decides (and prints why) — and should panic rather than answer `None` when the
+/// service is required (for example when the `CI` variable is set).
+///
+/// ```no_run
+/// use regstore_driver_conformance::Suite;
+///
+/// fn suite_if_configured() -> Option<Suite> {
+///     if std::env::var_os("MY_SERVER_URL").is_none() {
+///         assert!(std::env::var_os("CI").is_none(), "CI needs MY_SERVER_URL");
+///         println!("skipped: MY_SERVER_URL is not set");
+///         return None;
+///     }
+///     # None
+///     // Some(Suite::new(...))
+/// }
+///
+/// regstore_driver_conformance::conformance_tests!(optional suite_if_configured);
+/// # fn main() {}
+/// ```
 #[macro_export]
 macro_rules! conformance_tests {
+    (optional $suite:path) => {
+        $crate::__conformance_case_list!(optional_tests[$suite]);
+    };
     ($suite:path) => {
         $crate::__conformance_case_list!(tests[$suite]);
     };
@@ -80,6 +105,17 @@ macro_rules! __conformance_case_list {
             $(#[$m])*
             fn $name() {
                 $crate::__private::run_test(|| $suite(), stringify!($name));
+            }
+        )*
+    };
+    (@expand optional_tests [$suite:path] $({ $(#[$m:meta])* $name:ident })*) => {
+        $(
+            #[test]
+            $(#[$m])*
+            fn $name() {
+                if let Some(suite) = $suite() {
+                    $crate::__private::run_test(|| suite, stringify!($name));
+                }
             }
         )*
     };
