@@ -336,7 +336,9 @@ fn test(r: &mut Runner) -> Result<()> {
     };
     let bucket = bucket_for(&rgw);
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace"])
+    // --no-fail-fast: every test binary runs and prints its summary, so one failing crate does not
+    // hide the state of the others.
+    cmd.args(["test", "--workspace", "--no-fail-fast"])
         .envs(rgw.info().s3_env(true, &bucket))
         .env("REGSTORE_MOTO_ENDPOINT", &moto.info().endpoint);
     r.check("cargo test", &mut cmd)?;
