@@ -31,8 +31,21 @@ pub(crate) struct Inner {
 /// Objects live under `rootdirectory` in one bucket with distribution's key layout, so a Go
 /// registry and regstore can share a bucket. S3 has no directories: a directory is a key
 /// prefix that has objects below it. Every write carries the configured content type, ACL,
-/// encryption and storage-class headers. Cheap to share behind an `Arc`; all methods may be
-/// called concurrently.
+/// encryption and storage-class headers. Cheap to clone; all methods may be called
+/// concurrently.
+///
+/// Where S3 makes the behaviour differ from the generic contract:
+/// * `stat("/")` is always a directory (after one listing that proves the bucket answers);
+///   `stat` of anything else is HEAD, then a listing of `key/` — so `/ab/c` is never a
+///   directory because `/ab/cd/x` exists. Only answers from S3 fall back to the listing;
+///   network failures are returned.
+/// * `walk` lists keys flat and visits entries in S3 key order (`/a-b/…` before `/a/…`);
+///   walking a missing or empty directory returns `Ok(())` without calling the callback,
+///   because S3 cannot tell an empty prefix from a missing one (see the `walk` module).
+/// * Writers are multipart uploads; see the writer module for how a resumed writer continues
+///   after a short part (complete, re-create with the same headers, read back or copy).
+/// * `redirect_url` answers presigned GET/HEAD URLs (SigV4 or SigV2 per configuration) and
+///   `None` for other methods; `url_key` is the root-prefixed object key.
 #[derive(Debug, Clone)]
 pub struct S3Driver {
     inner: Arc<Inner>,

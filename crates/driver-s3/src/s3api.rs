@@ -817,7 +817,13 @@ pub(crate) fn parse_time(s: &str) -> Option<SystemTime> {
         let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
         (y, mo, d, h, mi, sec, 0)
     };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
         return None;
     }
     // Days from civil (proleptic Gregorian), 1970-01-01 = 0.
@@ -851,6 +857,10 @@ mod tests {
         assert_eq!(
             parse_time("2000-03-01T00:00:00Z"),
             Some(UNIX_EPOCH + Duration::from_secs(951_868_800))
+        );
+        assert_eq!(
+            parse_time("Mon, 23 Nov 99999999999999999 15:35:23 GMT"),
+            None
         );
         for bad in [
             "",
