@@ -186,11 +186,15 @@ pub enum UploadsAction {
         #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
         older_than: Option<std::time::Duration>,
     },
-    /// Abort incomplete multipart uploads.
+    /// Abort incomplete multipart uploads: those older than --older-than, or with --all every
+    /// one under the root directory (a running registry's open pushes would fail).
     Abort {
         /// Only uploads started longer ago than this (e.g. 24h, 7d).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, conflicts_with = "all")]
         older_than: Option<std::time::Duration>,
+        /// Abort every upload under the root directory, however recent.
+        #[arg(long)]
+        all: bool,
     },
 }
 

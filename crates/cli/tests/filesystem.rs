@@ -337,6 +337,7 @@ fn uploads_is_unsupported_on_filesystem() {
     for action in [
         &["uploads", "ls"][..],
         &["uploads", "abort", "--older-than", "24h"],
+        &["uploads", "abort", "--all"],
     ] {
         let mut full = vec!["--config", c.as_str()];
         full.extend_from_slice(action);
