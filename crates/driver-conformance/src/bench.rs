@@ -70,8 +70,9 @@ impl BenchOptions {
     }
 }
 
-/// One benchmark's result.
-#[derive(Debug, Clone, Serialize)]
+/// One benchmark's result. Serialises as `name`, `ops`, `bytes`, `elapsed_secs`,
+/// `mib_per_sec` and `ops_per_sec`.
+#[derive(Debug, Clone)]
 pub struct Measurement {
     /// Benchmark name (one of [`BENCHES`]).
     pub name: String,
@@ -79,13 +80,31 @@ pub struct Measurement {
     pub ops: u64,
     /// Payload bytes moved (written plus read); 0 for list and delete.
     pub bytes: u64,
-    /// Wall time of the timed part; serialised as seconds.
-    #[serde(serialize_with = "secs", rename = "elapsed_secs")]
+    /// Wall time of the timed part.
     pub elapsed: Duration,
 }
 
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
+impl Serialize for Measurement {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            name: &'a str,
+            ops: u64,
+            bytes: u64,
+            elapsed_secs: f64,
+            mib_per_sec: f64,
+            ops_per_sec: f64,
+        }
+        Json {
+            name: &self.name,
+            ops: self.ops,
+            bytes: self.bytes,
+            elapsed_secs: self.elapsed.as_secs_f64(),
+            mib_per_sec: self.mib_per_sec(),
+            ops_per_sec: self.ops_per_sec(),
+        }
+        .serialize(s)
+    }
 }
 
 impl Measurement {

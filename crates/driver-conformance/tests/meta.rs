@@ -469,6 +469,9 @@ async fn benches_measure_and_leave_the_store_empty() {
     assert_eq!(one_mib.ops, 2);
     assert_eq!(one_mib.bytes, 2 * 2 * 1024 * 1024);
     assert!(one_mib.mib_per_sec() > 0.0);
+    let json = serde_json::to_value(one_mib).expect("measurement serialises");
+    assert_eq!(json["bytes"], 4 * 1024 * 1024);
+    assert!(json["mib_per_sec"].as_f64().is_some_and(|v| v > 0.0));
     let list = ms.iter().find(|m| m.name == "list_50").expect("list bench");
     assert_eq!((list.ops, list.bytes), (2, 0));
 }
