@@ -75,14 +75,39 @@ fn endpoint_string(config: &S3Config) -> String {
 impl S3Connection {
     /// Builds the client for `config`. Fails only when the TLS connector cannot be built.
     pub(crate) fn new(config: S3Config) -> Result<Self> {
+        Self::build(config, None)
+    }
+
+    /// Like [`new`](Self::new) but sending through `http` instead of the default hyper client
+    /// (tests resolve virtual-hosted names with it).
+    #[cfg(test)]
+    pub(crate) fn with_http(
+        config: S3Config,
+        http: Box<dyn rusoto_core::request::DispatchSignedRequest + Send + Sync>,
+    ) -> Result<Self> {
+        Self::build(config, Some(http))
+    }
+
+    fn build(
+        config: S3Config,
+        http: Option<Box<dyn rusoto_core::request::DispatchSignedRequest + Send + Sync>>,
+    ) -> Result<Self> {
         let region = Region::Custom {
             name: config.region.clone(),
             endpoint: endpoint_string(&config),
         };
         let credentials = Arc::new(CredentialsProvider::new(&config.credentials));
         let stats = Arc::new(RequestStats::new());
-        let dispatcher = Dispatcher::new(&config, Arc::clone(&credentials), Arc::clone(&stats))
-            .map_err(|e| Error::backend(DRIVER_NAME, None, format!("TLS setup failed: {e}")))?;
+        let dispatcher = match http {
+            Some(http) => Ok(Dispatcher::with_http(
+                &config,
+                Arc::clone(&credentials),
+                Arc::clone(&stats),
+                http,
+            )),
+            None => Dispatcher::new(&config, Arc::clone(&credentials), Arc::clone(&stats)),
+        }
+        .map_err(|e| Error::backend(DRIVER_NAME, None, format!("TLS setup failed: {e}")))?;
         let client = S3Client::new_with_client(Client::new_not_signing(dispatcher), region.clone());
         let addressing = Addressing::new(&config);
         tracing::debug!(
@@ -720,5 +745,153 @@ mod server_tests {
             let err = res.expect_err("a wrong secret must be refused").to_string();
             assert!(!err.contains(&e.secret_key), "{err}");
         }
+    }
+
+    /// Resolves `localhost` and `*.localhost` to 127.0.0.1 (glibc here does not resolve
+    /// subdomains of localhost), so virtual-hosted requests reach a local server.
+    #[derive(Clone)]
+    struct LocalhostResolver;
+
+    impl tower_service::Service<hyper::client::connect::dns::Name> for LocalhostResolver {
+        type Response = std::vec::IntoIter<std::net::SocketAddr>;
+        type Error = std::io::Error;
+        type Future = futures::future::Ready<std::io::Result<Self::Response>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, name: hyper::client::connect::dns::Name) -> Self::Future {
+            let n = name.as_str();
+            futures::future::ready(if n == "localhost" || n.ends_with(".localhost") {
+                Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))].into_iter())
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("test resolver: unknown host {n}"),
+                ))
+            })
+        }
+    }
+
+    fn localhost_connector(
+    ) -> hyper_tls::HttpsConnector<hyper::client::HttpConnector<LocalhostResolver>> {
+        let mut http = hyper::client::HttpConnector::new_with_resolver(LocalhostResolver);
+        http.enforce_http(false);
+        hyper_tls::HttpsConnector::new_with_connector(http)
+    }
+
+    /// Virtual-hosted addressing end to end (moto routes `bucket.localhost` by Host; it does
+    /// not check signatures, so this proves addressing, not the vhost SigV2 resource).
+    async fn virtual_hosted(v4auth: bool) {
+        let Some(moto) = std::env::var("REGSTORE_MOTO_ENDPOINT")
+            .ok()
+            .filter(|v| !v.is_empty())
+        else {
+            if std::env::var_os("CI").is_some() {
+                panic!("CI is set but REGSTORE_MOTO_ENDPOINT is not");
+            }
+            eprintln!("skipped: REGSTORE_MOTO_ENDPOINT is not set");
+            return;
+        };
+        let port = url::Url::parse(&moto)
+            .ok()
+            .and_then(|u| u.port_or_known_default())
+            .expect("REGSTORE_MOTO_ENDPOINT is a URL with a port");
+        let bucket = if v4auth {
+            "drv-vhost-v4"
+        } else {
+            "drv-vhost-v2"
+        };
+        let p = Parameters::new()
+            .with("regionendpoint", format!("http://localhost:{port}"))
+            .with("forcepathstyle", false)
+            .with("bucket", bucket)
+            .with("accesskey", "AK")
+            .with("secretkey", "SK")
+            .with("v4auth", v4auth);
+        let config = S3Config::from_parameters(&p).unwrap();
+        let http = crate::dispatch::http_client(&config, localhost_connector());
+        let conn = S3Connection::with_http(config, Box::new(http)).unwrap();
+        assert!(!conn.addressing.path_style);
+        let c = &conn.client;
+        match c
+            .create_bucket(CreateBucketRequest {
+                bucket: bucket.into(),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(_)
+            | Err(rusoto_core::RusotoError::Service(
+                CreateBucketError::BucketAlreadyOwnedByYou(_)
+                | CreateBucketError::BucketAlreadyExists(_),
+            )) => {}
+            Err(err) => panic!("CreateBucket (vhost): {err}"),
+        }
+        let key = format!("{}obj", unique_prefix("vhost"));
+        c.put_object(PutObjectRequest {
+            bucket: bucket.into(),
+            key: key.clone(),
+            body: Some(b"virtual".to_vec().into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|err| panic!("PutObject (vhost): {err}"));
+        assert_eq!(get_bytes(&conn, &key).await, b"virtual");
+        let listed = c
+            .list_objects_v2(ListObjectsV2Request {
+                bucket: bucket.into(),
+                prefix: Some(key.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|err| panic!("ListObjectsV2 (vhost): {err}"));
+        assert_eq!(listed.key_count, Some(1));
+
+        let url = conn.presign(PresignMethod::Get, &key).await.unwrap();
+        assert_eq!(url.host_str(), Some(format!("{bucket}.localhost").as_str()));
+        assert_eq!(url.path(), format!("/{key}"));
+        let client = hyper::Client::builder().build::<_, hyper::Body>(localhost_connector());
+        let resp = client
+            .get(url.as_str().parse().expect("presigned URL is a URI"))
+            .await
+            .expect("moto answers");
+        assert_eq!(resp.status().as_u16(), 200);
+        let body = hyper::body::to_bytes(resp.into_body()).await.unwrap();
+        assert_eq!(&body[..], b"virtual");
+
+        let deleted = c
+            .delete_objects(DeleteObjectsRequest {
+                bucket: bucket.into(),
+                delete: Delete {
+                    objects: vec![ObjectIdentifier {
+                        key: key.clone(),
+                        version_id: None,
+                    }],
+                    quiet: None,
+                },
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|err| panic!("DeleteObjects (vhost): {err}"));
+        assert_eq!(deleted.deleted.unwrap_or_default().len(), 1);
+        let stats = conn.stats.snapshot();
+        assert_eq!(stats.get("PutObject"), Some(&1), "{stats:?}");
+        assert_eq!(stats.get("DeleteObjects"), Some(&1), "{stats:?}");
+        assert_eq!(stats.get("ListObjectsV2"), Some(&1), "{stats:?}");
+    }
+
+    #[tokio::test]
+    async fn virtual_hosted_v4() {
+        virtual_hosted(true).await;
+    }
+
+    #[tokio::test]
+    async fn virtual_hosted_v2() {
+        virtual_hosted(false).await;
     }
 }

@@ -223,10 +223,12 @@ pub(crate) enum SignatureVersion {
 }
 
 struct Inner {
-    http: HttpClient<HttpsConnector<HttpConnector>>,
+    /// rusoto's hyper client (boxed so tests can give it another connector).
+    http: Box<dyn DispatchSignedRequest + Send + Sync>,
     credentials: Arc<CredentialsProvider>,
     signature: SignatureVersion,
     addressing: Addressing,
+    user_agent: String,
     stats: Arc<RequestStats>,
 }
 
@@ -260,19 +262,18 @@ impl Dispatcher {
         credentials: Arc<CredentialsProvider>,
         stats: Arc<RequestStats>,
     ) -> Result<Self, native_tls::Error> {
-        let mut builder = hyper::Client::builder();
-        builder.pool_max_idle_per_host(config.max_idle_conns_per_host);
-        builder.pool_idle_timeout(if config.idle_conn_timeout.is_zero() {
-            None
-        } else {
-            Some(config.idle_conn_timeout)
-        });
-        let mut http = HttpClient::from_builder(builder, connector(config.skip_verify)?);
-        http.local_agent_prepend(format!("regstore/{}", env!("CARGO_PKG_VERSION")));
-        if let Some(ua) = &config.user_agent {
-            http.local_agent_append(ua.clone());
-        }
-        Ok(Dispatcher {
+        let http = http_client(config, connector(config.skip_verify)?);
+        Ok(Self::with_http(config, credentials, stats, Box::new(http)))
+    }
+
+    /// A dispatcher sending through `http` (tests use this to resolve virtual hosts).
+    pub(crate) fn with_http(
+        config: &S3Config,
+        credentials: Arc<CredentialsProvider>,
+        stats: Arc<RequestStats>,
+        http: Box<dyn DispatchSignedRequest + Send + Sync>,
+    ) -> Self {
+        Dispatcher {
             inner: Arc::new(Inner {
                 http,
                 credentials,
@@ -282,9 +283,34 @@ impl Dispatcher {
                     SignatureVersion::V2
                 },
                 addressing: Addressing::new(config),
+                user_agent: user_agent(config),
                 stats,
             }),
-        })
+        }
+    }
+}
+
+/// rusoto's HTTP client over `connector`, with the configured keep-alive pool.
+pub(crate) fn http_client<C>(config: &S3Config, connector: C) -> HttpClient<C>
+where
+    C: hyper::client::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let mut builder = hyper::Client::builder();
+    builder.pool_max_idle_per_host(config.max_idle_conns_per_host);
+    builder.pool_idle_timeout(if config.idle_conn_timeout.is_zero() {
+        None
+    } else {
+        Some(config.idle_conn_timeout)
+    });
+    HttpClient::from_builder(builder, connector)
+}
+
+/// `regstore/<version> rusoto/0.48` plus the configured `useragent`, if any.
+fn user_agent(config: &S3Config) -> String {
+    let base = format!("regstore/{} rusoto/0.48", env!("CARGO_PKG_VERSION"));
+    match &config.user_agent {
+        Some(extra) => format!("{base} {extra}"),
+        None => base,
     }
 }
 
@@ -318,6 +344,8 @@ impl Inner {
             ensure_content_md5(&mut request);
         }
         let resource = self.addressing.apply(&mut request);
+        request.remove_header("user-agent");
+        request.add_header("user-agent", &self.user_agent);
         let creds = self
             .credentials
             .credentials()
@@ -632,7 +660,8 @@ mod tests {
                 let head = heads.recv().await.expect("the server saw the request");
                 assert!(head.starts_with("head /bkt/key http/1.1\r\n"), "{head}");
                 assert!(head.contains("user-agent: regstore/"), "{head}");
-                assert!(head.contains(" my-registry/2.0\r\n"), "{head}");
+                assert!(head.contains(" rusoto/0.48 my-registry/2.0\r\n"), "{head}");
+                assert_eq!(head.matches("user-agent").count(), 1, "{head}");
                 assert!(!head.contains("secretvalue123"), "{head}");
                 assert!(
                     head.contains("x-amz-security-token: sessiontoken456"),
