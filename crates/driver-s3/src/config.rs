@@ -147,7 +147,8 @@ pub struct S3Config {
     /// Lifetime of presigned redirect URLs (`urlexpiry`, [1s, 7d], default 20 min); never
     /// beyond the expiry of temporary credentials.
     pub redirect_expiry: Duration,
-    /// Idle keep-alive connections kept per host (`maxidleconnsperhost`, [0, 10000], default 64).
+    /// Idle keep-alive connections kept per host (`maxidleconnsperhost`, [0, 10000], default 64;
+    /// 0 = close every connection after its request).
     pub max_idle_conns_per_host: usize,
     /// How long an idle keep-alive connection is kept (`idleconntimeout`, [0s, 1d], default
     /// 90s; 0 = no limit).
