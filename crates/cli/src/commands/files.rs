@@ -214,9 +214,20 @@ pub async fn put(ctx: &Context, path: &str, file: Option<&Path>) -> CliResult<()
                 (Box::new(f), Some(meta.len()), p.display().to_string())
             }
         };
+    // Writing over a directory would fail deep in the backend with an OS or S3 error.
+    match driver.stat(path).await {
+        Ok(info) if info.is_dir => {
+            return Err(CliError::Input(format!(
+                "put: {path} is a directory; give the path of an object"
+            )))
+        }
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
     let mut writer = driver.writer(path, false).await?;
     let progress = byte_progress(total.unwrap_or(0), path);
-    let result: CliResult<u64> = async {
+    let copy = async {
         let mut written = 0u64;
         loop {
             let mut buf = bytes::BytesMut::with_capacity(WRITE_CHUNK);
@@ -239,8 +250,19 @@ pub async fn put(ctx: &Context, path: &str, file: Option<&Path>) -> CliResult<()
         }
         writer.commit().await?;
         Ok(written)
-    }
-    .await;
+    };
+    // Ctrl-C must not leave a half-written upload behind (on S3 it would be billed until
+    // aborted): stop copying, then cancel below like any other failure.
+    let result: CliResult<u64> = tokio::select! {
+        r = copy => r,
+        _ = tokio::signal::ctrl_c() => Err(CliError::io(
+            format!("put {path}"),
+            std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "interrupted; the upload was cancelled",
+            ),
+        )),
+    };
     progress.finish_and_clear();
     let written = match result {
         Ok(n) => n,
