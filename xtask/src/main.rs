@@ -4,6 +4,8 @@
 //! developer's terminal run exactly the same steps. Every step is printed before it runs with its
 //! elapsed time after; a failure names the step.
 
+mod deny;
+mod fuzz;
 mod runner;
 mod servers;
 
@@ -47,6 +49,15 @@ enum Cmd {
     Ci,
     /// The conformance crate's benchmark set against the embedded backends.
     Bench(BenchArgs),
+    /// Run every cargo-fuzz target of fuzz/ for a bounded time (installs cargo-fuzz under
+    /// target/tools; RUSTC_BOOTSTRAP=1 lets the stable toolchain build them).
+    Fuzz(FuzzArgs),
+    /// cargo-deny licence, ban and source checks of deny.toml (offline); --advisories adds the
+    /// advisory check, which fetches the RustSec database from GitHub.
+    Deny {
+        #[arg(long)]
+        advisories: bool,
+    },
 }
 
 #[derive(Args)]
@@ -139,6 +150,16 @@ enum Which {
 }
 
 #[derive(Args)]
+struct FuzzArgs {
+    /// Seconds per target (libFuzzer -max_total_time).
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Only these targets (repeatable); all of them when omitted.
+    #[arg(long = "target")]
+    targets: Vec<String>,
+}
+
+#[derive(Args)]
 struct BenchArgs {
     /// Backend to benchmark; all embedded backends when omitted.
     #[arg(long, value_enum)]
@@ -173,6 +194,8 @@ fn main() -> ExitCode {
         Cmd::Test { .. } => test(&mut r),
         Cmd::Ci => ci(&mut r),
         Cmd::Bench(args) => bench(&mut r, &args),
+        Cmd::Fuzz(args) => fuzz::fuzz(&mut r, args.seconds, &args.targets),
+        Cmd::Deny { advisories } => deny::deny(&mut r, advisories),
     };
     r.summary();
     match result {
