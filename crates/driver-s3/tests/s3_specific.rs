@@ -376,3 +376,73 @@ async fn network_errors_are_not_not_found() {
         }
     }
 }
+
+/// With several open uploads on one key, `append` resumes the most recently initiated one.
+#[tokio::test]
+async fn resume_picks_latest_upload() {
+    let Some(env) = common::s3_env() else { return };
+    let d = env
+        .driver_with(env.params(&format!("/{}/", common::unique("regstore-latest-"))))
+        .await;
+    let path = p("/latest/blob");
+    let mut first = ok("writer 1", d.writer(&path, false).await);
+    ok("write 1", first.write(Bytes::from_static(b"first")).await);
+    ok("close 1", first.close().await);
+    // Upload initiation times have one-second resolution on some servers.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut second = ok("writer 2", d.writer(&path, false).await);
+    ok(
+        "write 2",
+        second.write(Bytes::from_static(b"second!")).await,
+    );
+    ok("close 2", second.close().await);
+    let mut w = ok("resume", d.writer(&path, true).await);
+    assert_eq!(w.size(), 7, "resumed the older upload");
+    ok("commit", w.commit().await);
+    assert_eq!(ok("get", d.get_content(&path).await), "second!");
+    ok("delete", d.delete(&p("/latest")).await);
+    // The older upload is still open; teardown aborts it.
+    assert_eq!(ok("abort", d.abort_uploads_under_root().await), 1);
+    common::cleanup(&d).await;
+}
+
+/// A multipart copy whose source disappears half-way (deleted after the first part was
+/// copied) fails the move with an error, aborts its upload (nothing left behind) and does not
+/// create the destination.
+#[tokio::test]
+async fn failed_multipart_copy_aborts() {
+    let Some(env) = common::s3_env() else { return };
+    let params = env
+        .params(&format!("/{}/", common::unique("regstore-copyfail-")))
+        .with("multipartcopythresholdsize", (5 * MIB).to_string())
+        .with("multipartcopychunksize", (5 * MIB).to_string())
+        .with("multipartcopymaxconcurrency", "1");
+    let d = env.driver_with(params).await;
+    let data = Bytes::from(pattern(40 * MIB as usize, 3));
+    ok("put", d.put_content(&p("/cf/src"), data).await);
+    let stats = d.request_stats();
+    let copied_before = stats.get("UploadPartCopy");
+    let aborts_before = stats.get("AbortMultipartUpload");
+    let mover = {
+        let d = d.clone();
+        tokio::spawn(async move { d.move_object(&p("/cf/src"), &p("/cf/dst")).await })
+    };
+    // Eight parts are copied one at a time: remove the source once the first is under way.
+    while stats.get("UploadPartCopy") == copied_before && !mover.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    ok("delete src", d.delete(&p("/cf/src")).await);
+    let result = ok("join", mover.await);
+    assert!(
+        result.is_err(),
+        "move succeeded although its source vanished"
+    );
+    assert_eq!(stats.get("AbortMultipartUpload") - aborts_before, 1);
+    assert_eq!(
+        ok("abort", d.abort_uploads_under_root().await),
+        0,
+        "upload leaked"
+    );
+    assert!(d.stat(&p("/cf/dst")).await.is_err_and(|e| e.is_not_found()));
+    common::cleanup(&d).await;
+}
