@@ -64,6 +64,43 @@ pub struct Ipv6Prefix {
 pub struct Networks {
     v4: Vec<Cidr>,
     v6: Vec<Cidr>,
+    /// The same networks as sorted, merged, inclusive address intervals, so a lookup is a
+    /// binary search rather than a scan of thousands of prefixes.
+    v4_ranges: Vec<(u128, u128)>,
+    v6_ranges: Vec<(u128, u128)>,
+}
+
+/// First and last address of `c` as numbers (IPv4 in the low 32 bits).
+fn interval(c: &Cidr) -> (u128, u128) {
+    let (start, width) = match c.network() {
+        IpAddr::V4(a) => (u128::from(u32::from(a)), 32u32),
+        IpAddr::V6(a) => (u128::from(a), 128u32),
+    };
+    let host_bits = width - u32::from(c.prefix_len());
+    let span = if host_bits == 128 {
+        u128::MAX
+    } else {
+        (1u128 << host_bits) - 1
+    };
+    (start, start + span)
+}
+
+fn merged(cidrs: &[Cidr]) -> Vec<(u128, u128)> {
+    let mut ranges: Vec<(u128, u128)> = cidrs.iter().map(interval).collect();
+    ranges.sort_unstable();
+    let mut out: Vec<(u128, u128)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match out.last_mut() {
+            Some(last) if start <= last.1.saturating_add(1) => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
+fn in_ranges(ranges: &[(u128, u128)], x: u128) -> bool {
+    let after = ranges.partition_point(|&(start, _)| start <= x);
+    after > 0 && ranges[after - 1].1 >= x
 }
 
 impl Networks {
@@ -95,6 +132,8 @@ impl Networks {
                 Err(e) => tracing::warn!(error = %e, "skipping invalid AWS IP prefix"),
             }
         }
+        out.v4_ranges = merged(&out.v4);
+        out.v6_ranges = merged(&out.v6);
         out
     }
 
@@ -117,10 +156,12 @@ impl Networks {
         }
     }
 
-    /// Whether `ip` is inside one of the networks. A linear scan: the real list has a few
-    /// thousand entries, which is microseconds per redirect.
+    /// Whether `ip` is inside one of the networks (a binary search over merged intervals).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.candidates(ip).iter().any(|c| c.contains(ip))
+        match ip.to_canonical() {
+            IpAddr::V4(a) => in_ranges(&self.v4_ranges, u128::from(u32::from(a))),
+            IpAddr::V6(a) => in_ranges(&self.v6_ranges, u128::from(a)),
+        }
     }
 }
 
@@ -373,6 +414,66 @@ mod tests {
         assert!(!east.contains(ip("10.1.1.1")));
         let none = Networks::from_ranges(&r, Some(&["us-west-2".to_owned()]));
         assert!(!none.contains(ip("192.168.0.7")));
+    }
+
+    #[test]
+    fn interval_search_agrees_with_a_scan() {
+        let prefixes = [
+            "10.0.0.0/8",
+            "10.1.0.0/16",
+            "10.255.255.255/32",
+            "11.0.0.0/8",
+            "192.168.0.0/24",
+            "192.168.2.0/23",
+            "0.0.0.0/1",
+            "255.255.255.255/32",
+        ];
+        let r = IpRanges {
+            prefixes: prefixes.iter().map(|p| v4(p, "")).collect(),
+            ipv6_prefixes: ["::/0", "2001:db8::/32", "ffff::/16"]
+                .iter()
+                .map(|p| Ipv6Prefix {
+                    ipv6_prefix: p.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+        };
+        let n = Networks::from_ranges(&r, None);
+        let probes = [
+            "9.255.255.255",
+            "10.0.0.0",
+            "10.200.1.1",
+            "11.255.255.255",
+            "12.0.0.0",
+            "127.0.0.1",
+            "128.0.0.0",
+            "192.167.255.255",
+            "192.168.0.255",
+            "192.168.1.0",
+            "192.168.2.0",
+            "192.168.3.255",
+            "192.168.4.0",
+            "255.255.255.254",
+            "255.255.255.255",
+            "::",
+            "2001:db8::1",
+            "ffff:ffff::1",
+        ];
+        for p in probes {
+            let a = ip(p);
+            let scan = n.candidates(a).iter().any(|c| c.contains(a));
+            assert_eq!(n.contains(a), scan, "{p}");
+        }
+        let single = Networks::from_ranges(
+            &IpRanges {
+                prefixes: vec![v4("192.168.0.0/24", "")],
+                ipv6_prefixes: vec![],
+            },
+            None,
+        );
+        assert!(!single.contains(ip("::1")));
+        assert!(!single.contains(ip("192.168.1.0")));
+        assert!(single.contains(ip("192.168.0.0")));
     }
 
     #[test]

@@ -502,3 +502,61 @@ async fn rewrite_keeps_no_redirect() {
         None
     );
 }
+
+// --- warnings -------------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+/// The log lines `f` emits.
+fn logs_of(f: impl FnOnce()) -> String {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = capture.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn warns_about_readable_key_files_and_the_legacy_option() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_d, key) = key_file("rsa2048-pkcs1.pem");
+    let quiet = logs_of(|| {
+        cf(&cf_params(&key)).unwrap();
+    });
+    assert!(!quiet.contains("readable"), "{quiet}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loud = logs_of(|| {
+        cf(&cf_params(&key)).unwrap();
+    });
+    assert!(loud.contains("readable by group or others"), "{loud}");
+    assert!(!loud.contains("BEGIN"), "the key itself is never logged");
+    let legacy = logs_of(|| {
+        cf(&cf_params(&key).with("updatefrenquency", "1h")).unwrap();
+    });
+    assert!(
+        legacy.contains("updatefrenquency is deprecated"),
+        "{legacy}"
+    );
+}
