@@ -34,7 +34,12 @@ enum FileOutcome {
     Vanished,
     /// Copying failed; the message names the path.
     Failed(String),
+    /// Ctrl-C came before or during the copy; the destination upload was cancelled.
+    Interrupted,
 }
+
+/// Becomes `true` on Ctrl-C; copies check it before starting and race it while streaming.
+type Stop = tokio::sync::watch::Receiver<bool>;
 
 /// Runs the copy; exits 1 if any file failed (after trying every file).
 pub async fn run(ctx: &Context, from: &Path, to: &Path, path: &str, jobs: usize) -> CliResult<()> {
@@ -62,18 +67,29 @@ pub async fn run(ctx: &Context, from: &Path, to: &Path, path: &str, jobs: usize)
     };
     let done_files = Arc::new(AtomicU64::new(0));
     let n_files = files.len() as u64;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop_tx.send(true);
+        }
+    });
 
     let outcomes: Vec<(String, FileOutcome)> = futures::stream::iter(files)
         .map(|info| {
-            let (src, dst, progress, done_files) = (
+            let (src, dst, progress, done_files, stop) = (
                 src.clone(),
                 dst.clone(),
                 progress.clone(),
                 done_files.clone(),
+                stop.clone(),
             );
             async move {
                 let path = info.path.to_string();
-                let outcome = copy_one(&src, &dst, &info, &progress).await;
+                let outcome = if *stop.borrow() {
+                    FileOutcome::Interrupted
+                } else {
+                    copy_one(&src, &dst, &info, &progress, stop).await
+                };
                 let done = done_files.fetch_add(1, Ordering::Relaxed) + 1;
                 progress.set_message(format!("{done}/{n_files} files"));
                 if !matches!(outcome, FileOutcome::Copied(_)) {
@@ -85,9 +101,11 @@ pub async fn run(ctx: &Context, from: &Path, to: &Path, path: &str, jobs: usize)
         .buffer_unordered(jobs.max(1))
         .collect()
         .await;
+    ctrl_c.abort();
     progress.finish_and_clear();
 
     let (mut copied, mut skipped, mut vanished, mut bytes) = (0u64, 0u64, 0u64, 0u64);
+    let mut interrupted = 0u64;
     let mut failures = Vec::new();
     for (path, outcome) in outcomes {
         match outcome {
@@ -98,6 +116,7 @@ pub async fn run(ctx: &Context, from: &Path, to: &Path, path: &str, jobs: usize)
             FileOutcome::Skipped => skipped += 1,
             FileOutcome::Vanished => vanished += 1,
             FileOutcome::Failed(msg) => failures.push((path, msg)),
+            FileOutcome::Interrupted => interrupted += 1,
         }
     }
     failures.sort();
@@ -112,6 +131,7 @@ pub async fn run(ctx: &Context, from: &Path, to: &Path, path: &str, jobs: usize)
             "skipped": skipped,
             "vanished": vanished,
             "failed": failures.len(),
+            "interrupted": interrupted,
             "bytes_copied": bytes,
             "seconds": secs,
             "errors": failures.iter().map(|(_, m)| m).collect::<Vec<_>>(),
@@ -122,12 +142,23 @@ pub async fn run(ctx: &Context, from: &Path, to: &Path, path: &str, jobs: usize)
         }
         print_line(format!(
             "cp {path}: {n_files} files: {copied} copied ({}), {skipped} already present, \
-             {vanished} vanished, {} failed in {secs:.1}s ({} -> {})",
+             {vanished} vanished, {} failed{} in {secs:.1}s ({} -> {})",
             human_bytes(bytes),
             failures.len(),
+            if interrupted > 0 {
+                format!(", {interrupted} not copied (interrupted)")
+            } else {
+                String::new()
+            },
             src.name(),
             dst.name(),
         ))?;
+    }
+    if interrupted > 0 {
+        return Err(CliError::Failed(format!(
+            "cp: interrupted with {interrupted} of {n_files} files not copied \
+             (run the same command again to resume)"
+        )));
     }
     if failures.is_empty() {
         Ok(())
@@ -163,6 +194,7 @@ async fn copy_one(
     dst: &Driver,
     info: &FileInfo,
     progress: &indicatif::ProgressBar,
+    stop: Stop,
 ) -> FileOutcome {
     let path = info.path.as_str();
     match dst.stat(path).await {
@@ -177,7 +209,8 @@ async fn copy_one(
         Err(e) if e.is_not_found() => {}
         Err(e) => return FileOutcome::Failed(e.to_string()),
     }
-    match stream_copy(src, dst, path, progress).await {
+    match stream_copy(src, dst, path, progress, stop.clone()).await {
+        Err(_) if *stop.borrow() => FileOutcome::Interrupted,
         Ok(n) if n != info.size => FileOutcome::Failed(format!(
             "{path}: read {n} bytes from {} but the walk reported {}; \
              the source changed during the copy",
@@ -204,10 +237,11 @@ async fn stream_copy(
     dst: &Driver,
     path: &str,
     progress: &indicatif::ProgressBar,
+    mut stop: Stop,
 ) -> Result<u64, Error> {
     let mut stream = src.reader(path, 0).await?;
     let mut writer = dst.writer(path, false).await?;
-    let result = async {
+    let copy = async {
         let mut n = 0u64;
         while let Some(chunk) = stream.next().await {
             let mut chunk = chunk?;
@@ -221,8 +255,15 @@ async fn stream_copy(
         }
         writer.commit().await?;
         Ok(n)
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        r = copy => r,
+        _ = stop.wait_for(|s| *s) => Err(Error::backend(
+            dst.name(),
+            Some(path),
+            "interrupted; the upload was cancelled",
+        )),
+    };
     if result.is_err() {
         if let Err(e) = writer.cancel().await {
             tracing::warn!(path, error = %e, "cancelling a failed copy failed too");
