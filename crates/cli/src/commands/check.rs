@@ -420,3 +420,51 @@ pub async fn bench(
     ))?;
     print_measurements(&measurements.iter().collect::<Vec<_>>())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(yaml: &str) -> Scratch {
+        Scratch::new(&StorageConfig::from_yaml(yaml, "c.yml").unwrap()).unwrap()
+    }
+
+    fn root_of(c: &StorageConfig) -> String {
+        c.params
+            .get("rootdirectory")
+            .and_then(|v| v.as_scalar_string())
+            .unwrap()
+    }
+
+    #[test]
+    fn case_roots_live_under_one_scratch_prefix_of_the_configured_root() {
+        let s = scratch("storage:\n  filesystem:\n    rootdirectory: /srv/registry/\n");
+        assert!(s.name.starts_with("regstore-check-") && s.name.len() == 23);
+        let a = root_of(&s.next_case());
+        let b = root_of(&s.next_case());
+        assert_eq!(a, format!("/srv/registry/{}/case-0", s.name));
+        assert_eq!(b, format!("/srv/registry/{}/case-1", s.name));
+        assert_eq!(s.describe(), format!("/srv/registry/{}/", s.name));
+
+        let s = scratch("storage:\n  s3:\n    bucket: b\n");
+        assert_eq!(root_of(&s.next_case()), format!("{}/case-0", s.name));
+        let s = scratch("storage:\n  s3:\n    bucket: b\n    rootdirectory: /reg\n");
+        assert_eq!(root_of(&s.next_case()), format!("/reg/{}/case-0", s.name));
+
+        // No rootdirectory: the filesystem driver's default root.
+        let s = scratch("storage:\n  filesystem:\n");
+        assert!(root_of(&s.next_case()).starts_with("/var/lib/registry/regstore-check-"));
+
+        // In memory: no root to move, every case is a fresh store anyway.
+        let s = scratch("storage:\n  inmemory:\n");
+        assert!(s.next_case().params.get("rootdirectory").is_none());
+    }
+
+    #[test]
+    fn unknown_backends_cannot_be_isolated() {
+        let c = StorageConfig::from_yaml("storage:\n  azure:\n    container: c\n", "c").unwrap();
+        let e = Scratch::new(&c).err().unwrap();
+        assert_eq!(e.exit_code(), crate::error::EXIT_INVALID);
+        assert!(e.to_string().contains("azure"), "{e}");
+    }
+}
