@@ -37,6 +37,16 @@ pub const MAX_REDIRECT_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_MAX_IDLE_PER_HOST: u64 = 64;
 /// Default `idleconntimeout` (Go's `http.DefaultTransport` value).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Default `maxretries`: retries after the first attempt, so 5 attempts in all.
+pub const DEFAULT_MAX_RETRIES: u64 = 4;
+/// Largest `maxretries`.
+pub const MAX_MAX_RETRIES: u64 = 20;
+/// Default `connecttimeout`: establishing one TCP (and TLS) connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `requesttimeout`: the longest one attempt may go without progress.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default `operationtimeout`: the budget of one operation's attempts and back-off waits.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Storage classes accepted by `storageclass` (after upper-casing). `NONE` sends no header.
 pub const STORAGE_CLASSES: &[&str] = &[
@@ -96,6 +106,10 @@ const KNOWN_KEYS: &[&str] = &[
     "urlexpiry",
     "maxidleconnsperhost",
     "idleconntimeout",
+    "maxretries",
+    "connecttimeout",
+    "requesttimeout",
+    "operationtimeout",
 ];
 
 /// The parsed, validated configuration of one S3 driver instance.
@@ -153,6 +167,20 @@ pub struct S3Config {
     /// How long an idle keep-alive connection is kept (`idleconntimeout`, [0s, 1d], default
     /// 90s; 0 = no limit).
     pub idle_conn_timeout: Duration,
+    /// Retries of a failed request that is safe to repeat (`maxretries`, [0, 20], default 4,
+    /// so 5 attempts). See the `dispatch` module for what is retried.
+    pub max_retries: u32,
+    /// Longest wait for one TCP (and TLS) connection (`connecttimeout`, [1s, 10m], default 10s).
+    pub connect_timeout: Duration,
+    /// Longest time one attempt may go without progress — no request-body chunk taken, no
+    /// response head, no response-body chunk (`requesttimeout`, [1s, 1h], default 120s). It is
+    /// an inactivity limit, so large parts on slow links are not cut while bytes move.
+    pub request_timeout: Duration,
+    /// Budget of one operation (`operationtimeout`, [1s, 24h], default 15m): no attempt or
+    /// back-off wait starts after it, and an attempt still waiting for its response when it
+    /// runs out fails. A streaming GetObject body, once its head has arrived, is limited only
+    /// by `requesttimeout`.
+    pub operation_timeout: Duration,
     /// Static keys or the provider chain.
     pub credentials: Credentials,
 }
@@ -460,6 +488,35 @@ impl S3Config {
             Duration::from_secs(24 * 3600),
         )?;
 
+        let max_retries = p.int_in_range(
+            DRIVER_NAME,
+            "maxretries",
+            DEFAULT_MAX_RETRIES,
+            0,
+            MAX_MAX_RETRIES,
+        )? as u32;
+        let connect_timeout = duration_param(
+            p,
+            "connecttimeout",
+            DEFAULT_CONNECT_TIMEOUT,
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+        )?;
+        let request_timeout = duration_param(
+            p,
+            "requesttimeout",
+            DEFAULT_REQUEST_TIMEOUT,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        )?;
+        let operation_timeout = duration_param(
+            p,
+            "operationtimeout",
+            DEFAULT_OPERATION_TIMEOUT,
+            Duration::from_secs(1),
+            Duration::from_secs(24 * 3600),
+        )?;
+
         let access_key = secret_string(p, "accesskey")?;
         let secret_key = secret_string(p, "secretkey")?;
         let session_token = secret_string(p, "sessiontoken")?;
@@ -509,6 +566,10 @@ impl S3Config {
             redirect_expiry,
             max_idle_conns_per_host,
             idle_conn_timeout,
+            max_retries,
+            connect_timeout,
+            request_timeout,
+            operation_timeout,
             credentials,
         })
     }
@@ -913,6 +974,48 @@ idleconntimeout: 15
         assert_eq!(parse_duration("10us"), Some(Duration::from_micros(10)));
         assert_eq!(parse_duration(""), None);
         assert_eq!(parse_duration("1.2.3s"), None);
+    }
+
+    #[test]
+    fn retry_and_timeout_parameters() {
+        let c = S3Config::from_parameters(&base()).unwrap();
+        assert_eq!(c.max_retries, 4);
+        assert_eq!(c.connect_timeout, Duration::from_secs(10));
+        assert_eq!(c.request_timeout, Duration::from_secs(120));
+        assert_eq!(c.operation_timeout, Duration::from_secs(900));
+        let c = S3Config::from_parameters(&yaml(
+            "bucket: b\nregion: us-east-1\nmaxretries: 0\nconnecttimeout: 3s\n\
+                 requesttimeout: \"2m30s\"\noperationtimeout: 1h\n",
+        ))
+        .unwrap();
+        assert_eq!(c.max_retries, 0);
+        assert_eq!(c.connect_timeout, Duration::from_secs(3));
+        assert_eq!(c.request_timeout, Duration::from_secs(150));
+        assert_eq!(c.operation_timeout, Duration::from_secs(3600));
+        let c = S3Config::from_parameters(&base().with("maxretries", "20")).unwrap();
+        assert_eq!(c.max_retries, 20);
+        for bad in ["21", "-1", "many"] {
+            assert_err(
+                &base().with("maxretries", bad),
+                "maxretries",
+                &["between 0 and 20"],
+            );
+        }
+        assert_err(
+            &base().with("connecttimeout", "0s"),
+            "connecttimeout",
+            &["between 1s and 600s"],
+        );
+        assert_err(
+            &base().with("requesttimeout", "2h"),
+            "requesttimeout",
+            &["between 1s and 3600s"],
+        );
+        assert_err(
+            &base().with("operationtimeout", "soon"),
+            "operationtimeout",
+            &["between 1s and 86400s"],
+        );
     }
 
     #[test]

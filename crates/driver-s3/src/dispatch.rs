@@ -8,24 +8,63 @@
 //! 2. adds `Content-MD5` to `DeleteObjects` if missing (several servers require it),
 //! 3. signs it — SigV4 through rusoto's signer, or SigV2 through [`crate::sigv2`] over exactly
 //!    the path it will send,
-//! 4. counts it in [`RequestStats`] by S3 operation and sends it on a keep-alive pool.
+//! 4. counts it in [`RequestStats`] by S3 operation and sends it on a keep-alive pool,
+//! 5. retries it when that is safe (below), signing every attempt afresh.
 //!
 //! Signing here rather than in rusoto's client keeps one code path for both signature
 //! versions and lets the SigV2 canonical resource match the final address.
+//!
+//! # Retries
+//!
+//! An attempt is retried when it failed in a way that may pass on its own:
+//!
+//! * the server answered 5xx (except 501 Not Implemented), 429, 408, or 400 with the S3 code
+//!   `RequestTimeout` (S3's "your socket was idle" answer) — this covers `503 SlowDown`;
+//! * the transport failed: connection refused or reset, closed before the answer, the answer
+//!   truncated (fewer body bytes than `Content-Length`), or no progress for `requesttimeout`.
+//!
+//! …and only when the request can be sent again byte for byte: no body, a buffered body
+//! (rusoto's `SignedRequestPayload::Buffer`), or a streaming body whose pieces the caller
+//! registered with [`with_replayable_body`] (the writer's parts: `Bytes` handles, so a replay
+//! copies nothing). A streaming body without that registration is sent once and never retried.
+//! Certificate errors and malformed requests are final.
+//!
+//! The delay before retry `n` (1-based) is drawn uniformly from `[0, min(10 s, 100 ms · 2ⁿ⁻¹))`
+//! ("full jitter", so throttled clients spread out instead of retrying in lock-step). At most
+//! `maxretries` retries are made, and none once `operationtimeout` has passed since the first
+//! attempt. Each retry is logged at `warn` (operation, attempt, status or failure kind, delay —
+//! never headers, keys or signatures) and counted in [`RequestStats::retries`].
+//!
+//! Answers other than a successful GetObject are read whole here (they are small XML
+//! documents), so a truncated listing or error document is retried like a reset. A
+//! successful GetObject body streams to the caller; it ends with an error, never short data,
+//! when it stops before `Content-Length` bytes or goes quiet for `requesttimeout`.
+//!
+//! Some failures leave it open whether the server acted (a reset after the request was sent,
+//! a timeout, a truncated answer). Repeating is still right for every S3 operation the driver
+//! uses except two, which such retries can affect: a repeated `CreateMultipartUpload` may leave
+//! the first upload orphaned (the registry's `uploads abort` removes it), and a repeated
+//! `CompleteMultipartUpload` may answer `NoSuchUpload` although the first one completed. These
+//! retries are counted separately in [`RequestStats::ambiguous_retries`].
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use futures::FutureExt as _;
+use bytes::{Bytes, BytesMut};
+use futures::{FutureExt as _, Stream, StreamExt as _};
 use hyper::client::HttpConnector;
 use hyper_tls::HttpsConnector;
 use md5::{Digest as _, Md5};
 use rusoto_core::request::{
-    DispatchSignedRequest, DispatchSignedRequestFuture, HttpClient, HttpDispatchError,
+    DispatchSignedRequest, DispatchSignedRequestFuture, HttpClient, HttpDispatchError, HttpResponse,
 };
 use rusoto_core::signature::{SignedRequest, SignedRequestPayload};
+use rusoto_core::ByteStream;
 
 use crate::config::S3Config;
 use crate::credentials::CredentialsProvider;
@@ -63,17 +102,32 @@ const OPERATIONS: &[&str] = &[
 ///
 /// Every request the driver sends is counted once when it is handed to the HTTP client,
 /// whether it then succeeds or not. Lock-free; shared by all clones of a driver.
+///
+/// Retries are counted too: each retry is one more request in the operation's count, and
+/// also one in [`retries`](Self::retries).
 #[derive(Debug)]
 pub struct RequestStats {
     counts: Vec<AtomicU64>,
+    retries: Vec<AtomicU64>,
+    ambiguous: Vec<AtomicU64>,
 }
 
 impl Default for RequestStats {
     fn default() -> Self {
+        let zeros = || OPERATIONS.iter().map(|_| AtomicU64::new(0)).collect();
         RequestStats {
-            counts: OPERATIONS.iter().map(|_| AtomicU64::new(0)).collect(),
+            counts: zeros(),
+            retries: zeros(),
+            ambiguous: zeros(),
         }
     }
+}
+
+fn op_index(operation: &str) -> usize {
+    OPERATIONS
+        .iter()
+        .position(|o| *o == operation)
+        .unwrap_or(OPERATIONS.len() - 1)
 }
 
 impl RequestStats {
@@ -107,12 +161,43 @@ impl RequestStats {
             .map_or(0, |i| self.counts[i].load(Ordering::Relaxed))
     }
 
-    fn record(&self, operation: &'static str) {
-        let i = OPERATIONS
+    /// Requests sent again after a failed attempt (every operation).
+    pub fn retries(&self) -> u64 {
+        self.retries.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Retries by operation; operations never retried are absent.
+    pub fn retries_snapshot(&self) -> BTreeMap<String, u64> {
+        OPERATIONS
+            .iter()
+            .zip(&self.retries)
+            .filter_map(|(name, c)| {
+                let n = c.load(Ordering::Relaxed);
+                (n > 0).then(|| ((*name).to_owned(), n))
+            })
+            .collect()
+    }
+
+    /// Retries of `operation` after a failure that leaves open whether the server acted
+    /// (reset after sending, timeout, truncated answer): for `CreateMultipartUpload` each may
+    /// have left an orphaned upload (see the `dispatch` module). 0 for unknown names.
+    pub fn ambiguous_retries(&self, operation: &str) -> u64 {
+        OPERATIONS
             .iter()
             .position(|o| *o == operation)
-            .unwrap_or(OPERATIONS.len() - 1);
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
+            .map_or(0, |i| self.ambiguous[i].load(Ordering::Relaxed))
+    }
+
+    fn record(&self, operation: &'static str) {
+        self.counts[op_index(operation)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record_retry(&self, operation: &'static str, ambiguous: bool) {
+        let i = op_index(operation);
+        self.retries[i].fetch_add(1, Ordering::Relaxed);
+        if ambiguous {
+            self.ambiguous[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -222,6 +307,433 @@ pub(crate) enum SignatureVersion {
     V2,
 }
 
+/// How failed requests are retried and how long attempts may take (from [`S3Config`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub(crate) max_retries: u32,
+    /// Ceiling of the first back-off delay; doubles with every retry.
+    pub(crate) base: Duration,
+    /// Largest back-off ceiling.
+    pub(crate) cap: Duration,
+    /// Longest an attempt may go without progress.
+    pub(crate) request_timeout: Duration,
+    /// Budget of all attempts and waits of one operation.
+    pub(crate) operation_timeout: Duration,
+}
+
+/// First back-off ceiling.
+pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(100);
+/// Largest back-off ceiling.
+pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(10);
+
+impl RetryPolicy {
+    /// The policy `config` asks for, with the fixed 100 ms base and 10 s cap.
+    pub(crate) fn from_config(config: &S3Config) -> Self {
+        RetryPolicy {
+            max_retries: config.max_retries,
+            base: BACKOFF_BASE,
+            cap: BACKOFF_CAP,
+            request_timeout: config.request_timeout,
+            operation_timeout: config.operation_timeout,
+        }
+    }
+
+    /// The exclusive upper bound of the delay before retry `retry` (1-based):
+    /// `min(cap, base · 2^(retry-1))`.
+    pub(crate) fn backoff_ceiling(&self, retry: u32) -> Duration {
+        let exp = retry.saturating_sub(1).min(30);
+        self.base
+            .checked_mul(1u32 << exp)
+            .map_or(self.cap, |d| d.min(self.cap))
+    }
+
+    /// The delay before retry `retry` for a uniform draw `unit` in `[0, 1)` (full jitter).
+    pub(crate) fn backoff(&self, retry: u32, unit: f64) -> Duration {
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.backoff_ceiling(retry).mul_f64(unit)
+    }
+}
+
+/// A uniform draw from `[0, 1)`. Jitter only needs to differ between clients and calls, not
+/// to be unpredictable, so std's randomly keyed hasher over a counter is enough.
+fn jitter_unit() -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Why an attempt failed, as far as the retry decision cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// The server answered an error status worth retrying (5xx but 501, 429, 408, or 400
+    /// `RequestTimeout`).
+    Status,
+    /// The connection could not be opened (refused, DNS): the server never saw the request.
+    Refused,
+    /// Reset or broken pipe.
+    Reset,
+    /// The connection closed before the whole answer arrived.
+    Closed,
+    /// Fewer answer bytes than `Content-Length`.
+    Truncated,
+    /// No progress for `requesttimeout`, or the operation's budget ran out.
+    Timeout,
+    /// Another transport failure (retried, since hyper's wording changes between versions).
+    Transport,
+    /// A failure that repeating cannot fix: certificate errors, malformed requests.
+    Fatal,
+}
+
+impl FailureKind {
+    /// Short name for logs.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            FailureKind::Status => "status",
+            FailureKind::Refused => "refused",
+            FailureKind::Reset => "reset",
+            FailureKind::Closed => "closed",
+            FailureKind::Truncated => "truncated",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Transport => "transport",
+            FailureKind::Fatal => "fatal",
+        }
+    }
+
+    /// Whether a retry may help.
+    pub(crate) fn retryable(self) -> bool {
+        self != FailureKind::Fatal
+    }
+
+    /// Whether the server may have carried the request out although the attempt failed.
+    pub(crate) fn ambiguous(self) -> bool {
+        matches!(
+            self,
+            FailureKind::Reset
+                | FailureKind::Closed
+                | FailureKind::Truncated
+                | FailureKind::Timeout
+                | FailureKind::Transport
+        )
+    }
+}
+
+/// Classifies a transport error by its text (hyper's and rusoto's errors carry no kind).
+pub(crate) fn classify_transport(message: &str) -> FailureKind {
+    let m = message.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
+    if has(&[
+        "certificate",
+        "tls handshake",
+        "ssl",
+        "unsupported http verb",
+        "error parsing header",
+        "error building request",
+        "invalid uri",
+        "no credentials",
+    ]) {
+        FailureKind::Fatal
+    } else if has(&["refused", "dns error", "failed to lookup"]) {
+        FailureKind::Refused
+    } else if has(&["reset", "broken pipe"]) {
+        FailureKind::Reset
+    } else if has(&[
+        "end of file before message length",
+        "incompletemessage",
+        "incomplete",
+        "truncated",
+        "unexpected eof",
+    ]) {
+        FailureKind::Truncated
+    } else if has(&["timeout", "timed out"]) {
+        FailureKind::Timeout
+    } else if has(&["closed"]) {
+        FailureKind::Closed
+    } else {
+        FailureKind::Transport
+    }
+}
+
+/// Whether an answered status (with its buffered body, when read) is worth retrying.
+pub(crate) fn retryable_status(status: u16, body: &[u8]) -> bool {
+    match status {
+        408 | 429 => true,
+        501 => false,
+        500..=599 => true,
+        400 => s3_error_code(body) == Some("RequestTimeout"),
+        _ => false,
+    }
+}
+
+/// The `<Code>` of an S3 error document, if `body` is one.
+fn s3_error_code(body: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    Some(text[start..start + len].trim())
+}
+
+tokio::task_local! {
+    /// The pieces of the streaming body of the rusoto call running in this task, if the caller
+    /// registered them with [`with_replayable_body`].
+    static REPLAYABLE_BODY: Vec<Bytes>;
+}
+
+/// Runs `call` (one rusoto request future) with `pieces` registered as a replayable copy of
+/// its streaming body, so that the dispatcher may retry it. The pieces must be exactly the
+/// bytes of the body `call` sends (the dispatcher checks the length and otherwise does not
+/// retry). Cloning `Bytes` shares the buffers: nothing is copied.
+pub(crate) async fn with_replayable_body<F: Future>(pieces: Vec<Bytes>, call: F) -> F::Output {
+    REPLAYABLE_BODY.scope(pieces, call).await
+}
+
+/// Largest chunk a replayed body is handed to hyper in, so progress is seen while it sends.
+const REPLAY_CHUNK: usize = 1 << 20;
+
+/// The body of one request, as far as it can be sent again.
+enum Body {
+    None,
+    Buffer(Bytes),
+    Pieces {
+        pieces: Vec<Bytes>,
+        len: usize,
+    },
+    /// Not replayable; `None` once it has been sent.
+    Stream(Option<ByteStream>),
+}
+
+impl Body {
+    fn replayable(&self) -> bool {
+        !matches!(self, Body::Stream(_))
+    }
+
+    /// The payload of the next attempt; `progress` is touched as hyper takes body chunks.
+    fn next_payload(&mut self, progress: &Arc<Progress>) -> Option<SignedRequestPayload> {
+        match self {
+            Body::None => None,
+            Body::Buffer(b) => Some(SignedRequestPayload::Buffer(b.clone())),
+            Body::Pieces { pieces, len } => {
+                let mut chunks = Vec::new();
+                for p in pieces.iter() {
+                    let mut at = 0;
+                    while at < p.len() {
+                        let end = (at + REPLAY_CHUNK).min(p.len());
+                        chunks.push(p.slice(at..end));
+                        at = end;
+                    }
+                }
+                let progress = Arc::clone(progress);
+                let stream = futures::stream::iter(chunks).map(move |c| {
+                    progress.touch();
+                    Ok(c)
+                });
+                Some(SignedRequestPayload::Stream(ByteStream::new_with_size(
+                    stream, *len,
+                )))
+            }
+            Body::Stream(s) => s.take().map(SignedRequestPayload::Stream),
+        }
+    }
+}
+
+/// When an attempt last made progress, for the inactivity limit.
+struct Progress {
+    start: Instant,
+    last_nanos: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            start: Instant::now(),
+            last_nanos: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let n = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_nanos.fetch_max(n, Ordering::Relaxed);
+    }
+
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        self.start + Duration::from_nanos(self.last_nanos.load(Ordering::Relaxed)) + idle
+    }
+}
+
+/// Why [`watch`] gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stalled {
+    Idle,
+    Deadline,
+}
+
+/// Runs `fut` until it completes, no progress is seen for `idle`, or `deadline` passes.
+async fn watch<F: Future>(
+    fut: F,
+    progress: &Progress,
+    idle: Duration,
+    deadline: Instant,
+) -> Result<F::Output, Stalled> {
+    tokio::pin!(fut);
+    loop {
+        let wake = progress.idle_deadline(idle).min(deadline);
+        tokio::select! {
+            out = &mut fut => return Ok(out),
+            _ = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(Stalled::Deadline);
+                }
+                if now >= progress.idle_deadline(idle) {
+                    return Err(Stalled::Idle);
+                }
+            }
+        }
+    }
+}
+
+/// A successful GetObject body: ends with an error when it stops short of (or runs past)
+/// `Content-Length`, or goes quiet for the request timeout — never with short data.
+struct GuardedBody {
+    inner: ByteStream,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    expected: Option<u64>,
+    seen: u64,
+    done: bool,
+}
+
+impl GuardedBody {
+    fn new(inner: ByteStream, expected: Option<u64>, idle: Duration) -> Self {
+        GuardedBody {
+            inner,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+            expected,
+            seen: 0,
+            done: false,
+        }
+    }
+
+    fn fail(
+        &mut self,
+        kind: std::io::ErrorKind,
+        message: String,
+    ) -> Poll<Option<std::io::Result<Bytes>>> {
+        self.done = true;
+        Poll::Ready(Some(Err(std::io::Error::new(kind, message))))
+    }
+}
+
+impl Stream for GuardedBody {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.seen += chunk.len() as u64;
+                if let Some(want) = this.expected {
+                    if this.seen > want {
+                        let msg = format!(
+                            "response body longer than its Content-Length ({} > {want} bytes)",
+                            this.seen
+                        );
+                        return this.fail(std::io::ErrorKind::InvalidData, msg);
+                    }
+                }
+                let next = tokio::time::Instant::now() + this.idle;
+                this.timer.as_mut().reset(next);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.done = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => match this.expected {
+                Some(want) if this.seen < want => {
+                    let msg = format!(
+                        "response body truncated: {} of {want} bytes (Content-Length)",
+                        this.seen
+                    );
+                    this.fail(std::io::ErrorKind::UnexpectedEof, msg)
+                }
+                _ => {
+                    this.done = true;
+                    Poll::Ready(None)
+                }
+            },
+            Poll::Pending => {
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    let msg = format!(
+                        "response body stalled: no data for {}s (requesttimeout)",
+                        this.idle.as_secs_f64()
+                    );
+                    return this.fail(std::io::ErrorKind::TimedOut, msg);
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Whether rusoto's streaming body announces exactly `len` bytes. rusoto keeps the length
+/// private and shows it only in `Debug`; if that text ever changes this answers `false` and the
+/// body is merely not retried.
+fn stream_len_is(s: &ByteStream, len: usize) -> bool {
+    format!("{s:?}") == format!("<ByteStream size_hint=Some({len})>")
+}
+
+/// `Content-Length` of an answer, when present and numeric.
+fn content_length(resp: &HttpResponse) -> Option<u64> {
+    resp.headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A copy of an addressed, unsigned request without its body: the template of each attempt.
+fn unsigned_copy(r: &SignedRequest) -> SignedRequest {
+    SignedRequest {
+        method: r.method.clone(),
+        service: r.service.clone(),
+        region: r.region.clone(),
+        path: r.path.clone(),
+        headers: r.headers.clone(),
+        params: r.params.clone(),
+        scheme: r.scheme.clone(),
+        hostname: r.hostname.clone(),
+        payload: None,
+        canonical_query_string: r.canonical_query_string.clone(),
+        canonical_uri: r.canonical_uri.clone(),
+    }
+}
+
+/// A failed attempt: what went wrong and what to hand rusoto if it is not retried.
+struct Failed {
+    kind: FailureKind,
+    status: Option<u16>,
+    outcome: Result<HttpResponse, HttpDispatchError>,
+}
+
+impl Failed {
+    fn transport(kind: FailureKind, message: String) -> Self {
+        Failed {
+            kind,
+            status: None,
+            outcome: Err(HttpDispatchError::new(message)),
+        }
+    }
+}
+
 struct Inner {
     /// rusoto's hyper client (boxed so tests can give it another connector).
     http: Box<dyn DispatchSignedRequest + Send + Sync>,
@@ -230,6 +742,7 @@ struct Inner {
     addressing: Addressing,
     user_agent: String,
     stats: Arc<RequestStats>,
+    policy: RetryPolicy,
 }
 
 /// rusoto's request dispatcher for this driver: addresses, signs, counts and sends.
@@ -238,17 +751,21 @@ pub(crate) struct Dispatcher {
     inner: Arc<Inner>,
 }
 
-/// Builds the HTTPS-capable connector. TLS certificates are verified unless `skip_verify`.
-fn connector(skip_verify: bool) -> Result<HttpsConnector<HttpConnector>, native_tls::Error> {
-    if !skip_verify {
-        return Ok(HttpsConnector::new());
-    }
+/// Builds the HTTPS-capable connector. TLS certificates are verified unless `skip_verify`;
+/// opening a TCP connection may take at most `connect_timeout`.
+fn connector(
+    skip_verify: bool,
+    connect_timeout: Duration,
+) -> Result<HttpsConnector<HttpConnector>, native_tls::Error> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
-    let tls = native_tls::TlsConnector::builder()
-        .danger_accept_invalid_certs(true)
-        .danger_accept_invalid_hostnames(true)
-        .build()?;
+    http.set_connect_timeout(Some(connect_timeout));
+    let mut tls = native_tls::TlsConnector::builder();
+    if skip_verify {
+        tls.danger_accept_invalid_certs(true)
+            .danger_accept_invalid_hostnames(true);
+    }
+    let tls = tls.build()?;
     Ok(HttpsConnector::from((
         http,
         tokio_native_tls::TlsConnector::from(tls),
@@ -262,7 +779,10 @@ impl Dispatcher {
         credentials: Arc<CredentialsProvider>,
         stats: Arc<RequestStats>,
     ) -> Result<Self, native_tls::Error> {
-        let http = http_client(config, connector(config.skip_verify)?);
+        let http = http_client(
+            config,
+            connector(config.skip_verify, config.connect_timeout)?,
+        );
         Ok(Self::with_http(config, credentials, stats, Box::new(http)))
     }
 
@@ -285,6 +805,7 @@ impl Dispatcher {
                 addressing: Addressing::new(config),
                 user_agent: user_agent(config),
                 stats,
+                policy: RetryPolicy::from_config(config),
             }),
         }
     }
@@ -338,7 +859,9 @@ impl Inner {
         &self,
         mut request: SignedRequest,
         timeout: Option<Duration>,
-    ) -> Result<rusoto_core::request::HttpResponse, HttpDispatchError> {
+        replay: Option<Vec<Bytes>>,
+    ) -> Result<HttpResponse, HttpDispatchError> {
+        let started = Instant::now();
         let op = operation(&request, &self.addressing.bucket);
         if op == "DeleteObjects" {
             ensure_content_md5(&mut request);
@@ -346,26 +869,170 @@ impl Inner {
         let resource = self.addressing.apply(&mut request);
         request.remove_header("user-agent");
         request.add_header("user-agent", &self.user_agent);
-        let creds = self
-            .credentials
-            .credentials()
-            .await
-            .map_err(|e| HttpDispatchError::new(format!("s3aws: no credentials: {e}")))?;
+        let mut body = match request.payload.take() {
+            None => Body::None,
+            Some(SignedRequestPayload::Buffer(b)) => Body::Buffer(b),
+            Some(SignedRequestPayload::Stream(s)) => {
+                let pieces_len = replay
+                    .as_ref()
+                    .map(|p| p.iter().map(Bytes::len).sum::<usize>());
+                match (replay, pieces_len) {
+                    (Some(pieces), Some(len)) if stream_len_is(&s, len) => {
+                        Body::Pieces { pieces, len }
+                    }
+                    _ => Body::Stream(Some(s)),
+                }
+            }
+        };
+        let budget = timeout.map_or(self.policy.operation_timeout, |t| {
+            t.min(self.policy.operation_timeout)
+        });
+        let deadline = started + budget;
+        let mut retry = 0u32;
+        loop {
+            let failed = match self
+                .attempt(unsigned_copy(&request), &mut body, &resource, op, deadline)
+                .await
+            {
+                Ok(resp) => return Ok(resp),
+                Err(f) => f,
+            };
+            retry += 1;
+            let delay = self.policy.backoff(retry, jitter_unit());
+            let give_up = !failed.kind.retryable()
+                || !body.replayable()
+                || retry > self.policy.max_retries
+                || Instant::now() + delay >= deadline;
+            if give_up {
+                tracing::debug!(
+                    op,
+                    attempts = retry,
+                    kind = failed.kind.name(),
+                    status = failed.status,
+                    replayable = body.replayable(),
+                    "s3 request failed; not retried"
+                );
+                return failed.outcome;
+            }
+            let reason = match &failed.outcome {
+                Err(e) => e.to_string(),
+                Ok(_) => String::new(),
+            };
+            tracing::warn!(
+                op,
+                attempt = retry,
+                kind = failed.kind.name(),
+                status = failed.status,
+                error = %reason,
+                delay_ms = delay.as_millis() as u64,
+                "s3 request failed; retrying"
+            );
+            self.stats.record_retry(op, failed.kind.ambiguous());
+            drop(failed);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One signed attempt of `request` (an unsigned copy) with the next payload of `body`.
+    async fn attempt(
+        &self,
+        mut request: SignedRequest,
+        body: &mut Body,
+        resource: &str,
+        op: &'static str,
+        deadline: Instant,
+    ) -> Result<HttpResponse, Failed> {
+        let idle = self.policy.request_timeout;
+        let progress = Arc::new(Progress::new());
+        request.payload = body.next_payload(&progress);
+        let creds = self.credentials.credentials().await.map_err(|e| {
+            Failed::transport(FailureKind::Fatal, format!("s3aws: no credentials: {e}"))
+        })?;
         match self.signature {
             SignatureVersion::V4 => request.sign(&creds),
             SignatureVersion::V2 => {
                 request.complement();
-                sigv2::sign_request(&mut request, &creds, &resource, chrono::Utc::now());
+                sigv2::sign_request(&mut request, &creds, resource, chrono::Utc::now());
             }
         }
         self.stats.record(op);
         let method = request.method.clone();
-        let result = self.http.dispatch(request, timeout).await;
-        match &result {
-            Ok(resp) => tracing::debug!(op, %method, status = resp.status.as_u16(), "s3 request"),
-            Err(e) => tracing::debug!(op, %method, error = %e, "s3 request failed"),
+        let sent = watch(self.http.dispatch(request, None), &progress, idle, deadline).await;
+        let mut resp = match sent {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => {
+                let message = e.to_string();
+                tracing::debug!(op, %method, error = %message, "s3 request failed");
+                return Err(Failed::transport(classify_transport(&message), message));
+            }
+            Err(stalled) => {
+                let message = match stalled {
+                    Stalled::Idle => format!(
+                        "s3aws: no progress for {}s (requesttimeout)",
+                        idle.as_secs_f64()
+                    ),
+                    Stalled::Deadline => "s3aws: operationtimeout reached".to_owned(),
+                };
+                return Err(Failed::transport(FailureKind::Timeout, message));
+            }
+        };
+        let status = resp.status.as_u16();
+        tracing::debug!(op, %method, status, "s3 request");
+        if op == "GetObject" && resp.status.is_success() {
+            let expected = content_length(&resp);
+            let inner = std::mem::replace(&mut resp.body, ByteStream::from(Vec::new()));
+            resp.body = ByteStream::new(GuardedBody::new(inner, expected, idle));
+            return Ok(resp);
         }
-        result
+        // Every other answer is a small document: read it whole so a truncated one is retried.
+        progress.touch();
+        let expected = (method != "HEAD" && status != 204 && status != 304)
+            .then(|| content_length(&resp))
+            .flatten();
+        let read = async {
+            let mut buf = BytesMut::new();
+            while let Some(chunk) = resp.body.next().await {
+                let chunk = chunk.map_err(|e| e.to_string())?;
+                progress.touch();
+                buf.extend_from_slice(&chunk);
+            }
+            Ok::<_, String>(buf.freeze())
+        };
+        let bytes = match watch(read, &progress, idle, deadline).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(message)) => {
+                let message = format!("s3aws: reading the {op} answer: {message}");
+                return Err(Failed::transport(classify_transport(&message), message));
+            }
+            Err(_) => {
+                return Err(Failed::transport(
+                    FailureKind::Timeout,
+                    format!("s3aws: reading the {op} answer timed out"),
+                ))
+            }
+        };
+        if let Some(want) = expected {
+            if bytes.len() as u64 != want {
+                return Err(Failed::transport(
+                    FailureKind::Truncated,
+                    format!(
+                        "s3aws: {op} answer truncated: {} of {want} bytes (Content-Length)",
+                        bytes.len()
+                    ),
+                ));
+            }
+        }
+        let retry = retryable_status(status, &bytes);
+        resp.body = ByteStream::new(futures::stream::iter(Some(Ok(bytes))));
+        if retry {
+            Err(Failed {
+                kind: FailureKind::Status,
+                status: Some(status),
+                outcome: Ok(resp),
+            })
+        } else {
+            Ok(resp)
+        }
     }
 }
 
@@ -376,7 +1043,12 @@ impl DispatchSignedRequest for Dispatcher {
         timeout: Option<Duration>,
     ) -> DispatchSignedRequestFuture {
         let inner = Arc::clone(&self.inner);
-        async move { inner.send(request, timeout).await }.boxed()
+        async move {
+            // Read on first poll, which happens inside the caller's `with_replayable_body`.
+            let replay = REPLAYABLE_BODY.try_with(Clone::clone).ok();
+            inner.send(request, timeout, replay).await
+        }
+        .boxed()
     }
 }
 
@@ -545,6 +1217,463 @@ mod tests {
         r.add_header("Content-MD5", &want);
         ensure_content_md5(&mut r);
         assert_eq!(r.headers["content-md5"].len(), 1);
+    }
+
+    #[test]
+    fn backoff_schedule_is_capped_full_jitter() {
+        let p = RetryPolicy {
+            max_retries: 20,
+            base: BACKOFF_BASE,
+            cap: BACKOFF_CAP,
+            request_timeout: Duration::from_secs(1),
+            operation_timeout: Duration::from_secs(1),
+        };
+        let ceilings: Vec<u128> = (1..=10).map(|n| p.backoff_ceiling(n).as_millis()).collect();
+        assert_eq!(
+            ceilings,
+            [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]
+        );
+        assert_eq!(p.backoff_ceiling(0), BACKOFF_BASE);
+        assert_eq!(p.backoff_ceiling(u32::MAX), BACKOFF_CAP);
+        assert_eq!(p.backoff(3, 0.0), Duration::ZERO);
+        assert_eq!(p.backoff(3, 0.5), Duration::from_millis(200));
+        assert_eq!(p.backoff(3, f64::NAN), Duration::ZERO);
+        for n in 1..=12 {
+            for _ in 0..200 {
+                let u = jitter_unit();
+                assert!((0.0..1.0).contains(&u), "{u}");
+                assert!(p.backoff(n, u) < p.backoff_ceiling(n));
+            }
+        }
+        // The draws spread over the interval rather than repeating one value.
+        let draws: std::collections::BTreeSet<u64> =
+            (0..100).map(|_| (jitter_unit() * 1000.0) as u64).collect();
+        assert!(draws.len() > 50, "{}", draws.len());
+        let c = S3Config::from_parameters(
+            &regstore_driver_api::Parameters::new()
+                .with("bucket", "b")
+                .with("region", "us-east-1")
+                .with("maxretries", 7i64)
+                .with("requesttimeout", "30s"),
+        )
+        .unwrap();
+        let from = RetryPolicy::from_config(&c);
+        assert_eq!(from.max_retries, 7);
+        assert_eq!(from.request_timeout, Duration::from_secs(30));
+        assert_eq!(from.operation_timeout, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn retry_classification() {
+        for (status, body, want) in [
+            (500, "", true),
+            (502, "", true),
+            (503, "<Error><Code>SlowDown</Code></Error>", true),
+            (504, "", true),
+            (599, "", true),
+            (429, "", true),
+            (408, "", true),
+            (501, "", false),
+            (400, "<Error><Code>RequestTimeout</Code></Error>", true),
+            (400, "<Error><Code>InvalidArgument</Code></Error>", false),
+            (400, "not xml", false),
+            (403, "", false),
+            (404, "", false),
+            (416, "", false),
+            (200, "", false),
+            (301, "", false),
+        ] {
+            assert_eq!(
+                retryable_status(status, body.as_bytes()),
+                want,
+                "{status} {body}"
+            );
+        }
+        for (msg, kind) in [
+            (
+                "error trying to connect: tcp connect error: Connection refused (os error 111)",
+                FailureKind::Refused,
+            ),
+            (
+                "error trying to connect: dns error: failed to lookup address",
+                FailureKind::Refused,
+            ),
+            (
+                "Error during dispatch: connection reset by peer (os error 104)",
+                FailureKind::Reset,
+            ),
+            ("Broken pipe (os error 32)", FailureKind::Reset),
+            (
+                "Error during dispatch: connection closed before message completed",
+                FailureKind::Closed,
+            ),
+            (
+                "error reading a body from connection: end of file before message length reached",
+                FailureKind::Truncated,
+            ),
+            ("Timeout while dispatching request", FailureKind::Timeout),
+            ("operation timed out", FailureKind::Timeout),
+            (
+                "error trying to connect: certificate verify failed: self signed certificate",
+                FailureKind::Fatal,
+            ),
+            ("Unsupported HTTP verb FOO", FailureKind::Fatal),
+            ("s3aws: no credentials: none found", FailureKind::Fatal),
+            ("something new from hyper", FailureKind::Transport),
+        ] {
+            assert_eq!(classify_transport(msg), kind, "{msg}");
+        }
+        assert!(!FailureKind::Fatal.retryable());
+        assert!(FailureKind::Status.retryable() && !FailureKind::Status.ambiguous());
+        assert!(FailureKind::Refused.retryable() && !FailureKind::Refused.ambiguous());
+        for k in [
+            FailureKind::Reset,
+            FailureKind::Closed,
+            FailureKind::Truncated,
+            FailureKind::Timeout,
+            FailureKind::Transport,
+        ] {
+            assert!(k.retryable() && k.ambiguous(), "{k:?}");
+        }
+    }
+
+    /// One scripted answer of [`Scripted`].
+    enum Answer {
+        /// Status, declared Content-Length (None = the body's length), body.
+        Http(u16, Option<u64>, &'static [u8]),
+        /// A transport error with this text.
+        Fail(&'static str),
+        /// Never answers.
+        Hang,
+    }
+
+    /// What [`Scripted`] saw of one attempt.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        body: Vec<u8>,
+        authorization: String,
+        date: String,
+    }
+
+    /// An HTTP client answering from a script, recording each attempt's body and signature.
+    #[derive(Clone)]
+    struct Scripted {
+        answers: Arc<std::sync::Mutex<std::collections::VecDeque<Answer>>>,
+        seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    }
+
+    impl Scripted {
+        fn new(answers: Vec<Answer>) -> Self {
+            Scripted {
+                answers: Arc::new(std::sync::Mutex::new(answers.into())),
+                seen: Arc::default(),
+            }
+        }
+
+        fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    impl DispatchSignedRequest for Scripted {
+        fn dispatch(
+            &self,
+            request: SignedRequest,
+            _timeout: Option<Duration>,
+        ) -> DispatchSignedRequestFuture {
+            let this = self.clone();
+            async move {
+                let header = |k: &str| {
+                    request
+                        .headers
+                        .get(k)
+                        .and_then(|v| v.first())
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .unwrap_or_default()
+                };
+                let (authorization, date) = (header("authorization"), header("x-amz-date"));
+                let body = match request.payload {
+                    None => Vec::new(),
+                    Some(SignedRequestPayload::Buffer(b)) => b.to_vec(),
+                    Some(SignedRequestPayload::Stream(s)) => {
+                        let chunks: Vec<Bytes> = s.map(|c| c.unwrap()).collect().await;
+                        chunks.concat()
+                    }
+                };
+                this.seen.lock().unwrap().push(Seen {
+                    body,
+                    authorization,
+                    date,
+                });
+                let answer = this.answers.lock().unwrap().pop_front();
+                match answer.unwrap_or(Answer::Http(200, None, b"")) {
+                    Answer::Http(status, declared, body) => {
+                        let mut headers = hyper::HeaderMap::<String>::default();
+                        let len = declared.unwrap_or(body.len() as u64);
+                        headers.insert(hyper::header::CONTENT_LENGTH, len.to_string());
+                        Ok(HttpResponse {
+                            status: hyper::StatusCode::from_u16(status).unwrap(),
+                            body: ByteStream::from(body.to_vec()),
+                            headers,
+                        })
+                    }
+                    Answer::Fail(text) => Err(HttpDispatchError::new(text.to_owned())),
+                    Answer::Hang => futures::future::pending().await,
+                }
+            }
+            .boxed()
+        }
+    }
+
+    fn scripted(
+        answers: Vec<Answer>,
+        extra: &[(&str, &str)],
+    ) -> (Dispatcher, Scripted, Arc<RequestStats>) {
+        let mut p = regstore_driver_api::Parameters::new()
+            .with("bucket", "bkt")
+            .with("regionendpoint", "http://127.0.0.1:9")
+            .with("accesskey", "AK")
+            .with("secretkey", "SECRETVALUE123");
+        for (k, v) in extra {
+            p = p.with(*k, v.to_string());
+        }
+        let config = S3Config::from_parameters(&p).unwrap();
+        let creds = Arc::new(CredentialsProvider::new(&config.credentials));
+        let stats = Arc::new(RequestStats::new());
+        let script = Scripted::new(answers);
+        let d = Dispatcher::with_http(&config, creds, Arc::clone(&stats), Box::new(script.clone()));
+        (d, script, stats)
+    }
+
+    async fn body_of(resp: HttpResponse) -> Result<Vec<u8>, std::io::Error> {
+        let chunks: Vec<std::io::Result<Bytes>> = resp.body.collect().await;
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend_from_slice(&c?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn retries_throttling_resets_and_truncated_answers_then_succeeds() {
+        let (d, script, stats) = scripted(
+            vec![
+                Answer::Http(503, None, b"<Error><Code>SlowDown</Code></Error>"),
+                Answer::Fail("Error during dispatch: connection reset by peer"),
+                Answer::Http(200, Some(100), b"<ListBucketResult>"),
+                Answer::Http(200, None, b"<ListBucketResult/>"),
+            ],
+            &[],
+        );
+        let r = req("GET", "/bkt", &[], &[("list-type", "2")]);
+        let resp = d.dispatch(r, None).await.expect("succeeds after retries");
+        assert_eq!(resp.status.as_u16(), 200);
+        assert_eq!(body_of(resp).await.unwrap(), b"<ListBucketResult/>");
+        assert_eq!(stats.get("ListObjectsV2"), 4);
+        assert_eq!(stats.retries(), 3);
+        assert_eq!(stats.retries_snapshot()["ListObjectsV2"], 3);
+        // The reset and the truncated answer leave open whether the server acted.
+        assert_eq!(stats.ambiguous_retries("ListObjectsV2"), 2);
+        let seen = script.seen();
+        assert_eq!(seen.len(), 4);
+        for s in &seen {
+            assert!(
+                s.authorization
+                    .starts_with("AWS4-HMAC-SHA256 Credential=AK/"),
+                "{s:?}"
+            );
+            assert_eq!(
+                s.date.len(),
+                16,
+                "every attempt is signed with its own date: {s:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_maxretries_and_returns_the_last_answer() {
+        let (d, script, stats) = scripted(
+            (0..10)
+                .map(|_| Answer::Http(500, None, b"<Error><Code>InternalError</Code></Error>"))
+                .collect(),
+            &[("maxretries", "2")],
+        );
+        let resp = d
+            .dispatch(req("HEAD", "/bkt/k", &[], &[]), None)
+            .await
+            .unwrap();
+        assert_eq!(resp.status.as_u16(), 500);
+        assert_eq!(script.seen().len(), 3);
+        assert_eq!(stats.retries(), 2);
+        let (d, script, _) = scripted(
+            vec![Answer::Fail("connection reset by peer")],
+            &[("maxretries", "0")],
+        );
+        let err = d
+            .dispatch(req("HEAD", "/bkt/k", &[], &[]), None)
+            .await
+            .err()
+            .expect("the reset is the answer");
+        assert!(err.to_string().contains("reset"), "{err}");
+        assert_eq!(script.seen().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn final_answers_are_not_retried() {
+        for answer in [
+            Answer::Http(404, None, b"<Error><Code>NoSuchKey</Code></Error>"),
+            Answer::Http(403, None, b"<Error><Code>AccessDenied</Code></Error>"),
+            Answer::Http(501, None, b""),
+            Answer::Fail("error trying to connect: certificate verify failed"),
+        ] {
+            let (d, script, stats) = scripted(vec![answer, Answer::Http(200, None, b"")], &[]);
+            let _ = d.dispatch(req("GET", "/bkt/k", &[], &[]), None).await;
+            assert_eq!(script.seen().len(), 1);
+            assert_eq!(stats.retries(), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn buffered_and_registered_bodies_are_replayed_unregistered_streams_are_not() {
+        // A buffered body (DeleteObjects XML) is sent again unchanged.
+        let (d, script, _) = scripted(vec![Answer::Http(500, None, b"")], &[]);
+        let mut r = req("POST", "/bkt", &["delete"], &[]);
+        r.set_payload(Some(b"<Delete/>".to_vec()));
+        let resp = d.dispatch(r, None).await.unwrap();
+        assert_eq!(resp.status.as_u16(), 200);
+        let seen = script.seen();
+        assert_eq!(seen.len(), 2);
+        assert!(seen.iter().all(|s| s.body == b"<Delete/>"));
+
+        // A streaming body nobody registered goes out once.
+        let (d, script, stats) = scripted(vec![Answer::Http(503, None, b"")], &[]);
+        let mut r = req("PUT", "/bkt/k", &[], &[]);
+        r.set_payload_stream(ByteStream::new_with_size(
+            futures::stream::iter(vec![Ok(Bytes::from_static(b"abc"))]),
+            3,
+        ));
+        let resp = d.dispatch(r, None).await.unwrap();
+        assert_eq!(resp.status.as_u16(), 503);
+        assert_eq!(script.seen().len(), 1);
+        assert_eq!(stats.retries(), 0);
+
+        // Registered pieces (several, one larger than a replay chunk) are replayed whole.
+        let big = Bytes::from(vec![7u8; REPLAY_CHUNK + 5]);
+        let pieces = vec![
+            Bytes::from_static(b"head-"),
+            big.clone(),
+            Bytes::from_static(b"-tail"),
+        ];
+        let want: Vec<u8> = pieces.concat();
+        let (d, script, stats) = scripted(
+            vec![
+                Answer::Fail("connection reset by peer"),
+                Answer::Http(503, None, b""),
+            ],
+            &[],
+        );
+        let mut r = req(
+            "PUT",
+            "/bkt/k",
+            &[],
+            &[("partNumber", "1"), ("uploadId", "u")],
+        );
+        r.set_payload_stream(ByteStream::new_with_size(
+            futures::stream::iter(pieces.clone().into_iter().map(Ok)),
+            want.len(),
+        ));
+        let resp = with_replayable_body(pieces.clone(), d.dispatch(r, None))
+            .await
+            .unwrap();
+        assert_eq!(resp.status.as_u16(), 200);
+        let seen = script.seen();
+        assert_eq!(seen.len(), 3);
+        assert!(seen.iter().all(|s| s.body == want));
+        assert_eq!(stats.retries_snapshot()["UploadPart"], 2);
+
+        // Registered pieces that do not match the body's length are not trusted.
+        let (d, script, _) = scripted(vec![Answer::Http(500, None, b"")], &[]);
+        let mut r = req("PUT", "/bkt/k", &[], &[]);
+        r.set_payload_stream(ByteStream::new_with_size(
+            futures::stream::iter(vec![Ok(Bytes::from_static(b"abcd"))]),
+            4,
+        ));
+        let resp = with_replayable_body(vec![Bytes::from_static(b"abc")], d.dispatch(r, None))
+            .await
+            .unwrap();
+        assert_eq!(resp.status.as_u16(), 500);
+        assert_eq!(script.seen().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn get_object_body_short_of_content_length_is_an_error() {
+        let (d, _, _) = scripted(vec![Answer::Http(200, Some(10), b"01234")], &[]);
+        let resp = d
+            .dispatch(req("GET", "/bkt/k", &[], &[]), None)
+            .await
+            .unwrap();
+        let err = body_of(resp).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("5 of 10 bytes"), "{err}");
+        let (d, _, _) = scripted(vec![Answer::Http(200, Some(3), b"01234")], &[]);
+        let resp = d
+            .dispatch(req("GET", "/bkt/k", &[], &[]), None)
+            .await
+            .unwrap();
+        assert!(body_of(resp).await.is_err());
+        let (d, _, _) = scripted(vec![Answer::Http(206, None, b"01234")], &[]);
+        let resp = d
+            .dispatch(req("GET", "/bkt/k", &[], &[]), None)
+            .await
+            .unwrap();
+        assert_eq!(body_of(resp).await.unwrap(), b"01234");
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_and_is_retried() {
+        let (d, script, stats) = scripted(
+            vec![Answer::Hang, Answer::Http(200, None, b"")],
+            &[("requesttimeout", "1s")],
+        );
+        let t = Instant::now();
+        let resp = d
+            .dispatch(req("HEAD", "/bkt/k", &[], &[]), None)
+            .await
+            .unwrap();
+        assert_eq!(resp.status.as_u16(), 200);
+        assert!(t.elapsed() >= Duration::from_secs(1));
+        assert_eq!(script.seen().len(), 2);
+        assert_eq!(stats.ambiguous_retries("HeadObject"), 1);
+        // With no retries left the timeout is the answer, within the operation budget.
+        let (d, _, _) = scripted(
+            vec![Answer::Hang],
+            &[("requesttimeout", "1s"), ("maxretries", "0")],
+        );
+        let err = d
+            .dispatch(req("HEAD", "/bkt/k", &[], &[]), None)
+            .await
+            .err()
+            .expect("the timeout is the answer");
+        assert!(err.to_string().contains("requesttimeout"), "{err}");
+        let (d, script, _) = scripted(
+            (0..5).map(|_| Answer::Hang).collect(),
+            &[
+                ("requesttimeout", "1s"),
+                ("operationtimeout", "2s"),
+                ("maxretries", "20"),
+            ],
+        );
+        let t = Instant::now();
+        assert!(d
+            .dispatch(req("HEAD", "/bkt/k", &[], &[]), None)
+            .await
+            .is_err());
+        assert!(
+            t.elapsed() < Duration::from_millis(2900),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(script.seen().len() <= 3);
     }
 
     /// A one-file HTTPS server with a fresh self-signed certificate (made with the `openssl`

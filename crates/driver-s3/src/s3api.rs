@@ -207,6 +207,8 @@ impl S3Api {
         headers: &WriteHeaders,
     ) -> Result<(), S3Error> {
         const OP: &str = "PutObject";
+        // The dispatcher may retry only a body it can send again: register the `Bytes`.
+        let replay = vec![data.clone()];
         let (body, len) = body(vec![data]);
         let req = rusoto_s3::PutObjectRequest {
             bucket: self.bucket.clone(),
@@ -220,9 +222,7 @@ impl S3Api {
             storage_class: headers.storage_class.clone(),
             ..Default::default()
         };
-        self.conn
-            .client
-            .put_object(req)
+        crate::dispatch::with_replayable_body(replay, self.conn.client.put_object(req))
             .await
             .map_err(|e| S3Error::from_rusoto(OP, e))?;
         Ok(())
@@ -392,6 +392,7 @@ impl S3Api {
         pieces: Vec<Bytes>,
     ) -> Result<PartInfo, S3Error> {
         const OP: &str = "UploadPart";
+        let replay = pieces.clone();
         let (body, len) = body(pieces);
         let size = len as u64;
         let req = rusoto_s3::UploadPartRequest {
@@ -403,10 +404,7 @@ impl S3Api {
             body: Some(body),
             ..Default::default()
         };
-        let out = self
-            .conn
-            .client
-            .upload_part(req)
+        let out = crate::dispatch::with_replayable_body(replay, self.conn.client.upload_part(req))
             .await
             .map_err(|e| S3Error::from_rusoto(OP, e))?;
         let etag = out
