@@ -274,7 +274,6 @@ impl S3Writer {
             if let Err(a) = api.abort_multipart_upload(&self.key, &self.upload_id).await {
                 errors.push(a.into_backend(path));
             }
-            self.cancelled = true;
             return Err(Error::Multiple {
                 driver: DRIVER.to_owned(),
                 errors,
@@ -349,7 +348,12 @@ impl FileWriter for S3Writer {
             return Ok(());
         }
         if self.needs_rebase() {
-            self.rebase().await?;
+            if let Err(e) = self.rebase().await {
+                // The upload may be completed, aborted or half re-created: this writer can no
+                // longer tell, so it refuses further use instead of writing to the wrong one.
+                self.cancelled = true;
+                return Err(e);
+            }
         }
         while !data.is_empty() {
             let need = self.chunk - self.buf.len;
