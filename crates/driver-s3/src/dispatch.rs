@@ -693,6 +693,34 @@ fn stream_len_is(s: &ByteStream, len: usize) -> bool {
     format!("{s:?}") == format!("<ByteStream size_hint=Some({len})>")
 }
 
+/// The ETag S3 gives an object completed from the parts listed in a CompleteMultipartUpload
+/// request body: hex MD5 of the concatenated binary part MD5s, `-`, the part count. `None`
+/// when a part ETag is not a plain MD5 (SSE-KMS parts, for example).
+pub(crate) fn multipart_etag(complete_xml: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(complete_xml).ok()?;
+    let mut digests = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("<ETag>") {
+        let after = &rest[start + "<ETag>".len()..];
+        let end = after.find("</ETag>")?;
+        let etag = after[..end].replace("&quot;", "").replace('"', "");
+        let etag = etag.trim();
+        if etag.len() != 32 {
+            return None;
+        }
+        for i in (0..32).step_by(2) {
+            digests.push(u8::from_str_radix(etag.get(i..i + 2)?, 16).ok()?);
+        }
+        rest = &after[end..];
+    }
+    if digests.is_empty() {
+        return None;
+    }
+    let sum = Md5::digest(&digests);
+    let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!("{hex}-{}", digests.len() / 16))
+}
+
 /// `Content-Length` of an answer, when present and numeric.
 fn content_length(resp: &HttpResponse) -> Option<u64> {
     resp.headers
@@ -889,11 +917,22 @@ impl Inner {
         });
         let deadline = started + budget;
         let mut retry = 0u32;
+        let mut after_ambiguous = false;
         loop {
             let failed = match self
                 .attempt(unsigned_copy(&request), &mut body, &resource, op, deadline)
                 .await
             {
+                Ok(resp) if after_ambiguous && op == "CompleteMultipartUpload" => {
+                    let xml = match &body {
+                        Body::Buffer(b) => Some(b.clone()),
+                        _ => None,
+                    };
+                    let head = unsigned_copy(&request);
+                    return Ok(self
+                        .recover_complete(resp, head, xml, &resource, deadline)
+                        .await);
+                }
                 Ok(resp) => return Ok(resp),
                 Err(f) => f,
             };
@@ -928,9 +967,72 @@ impl Inner {
                 "s3 request failed; retrying"
             );
             self.stats.record_retry(op, failed.kind.ambiguous());
+            after_ambiguous |= failed.kind.ambiguous();
             drop(failed);
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// A `CompleteMultipartUpload` retried after an attempt that may have completed the upload
+    /// answers `NoSuchUpload` when the first attempt did. Then the object's ETag tells: a
+    /// multipart ETag is the MD5 of the parts' MD5s plus `-<part count>`, all known from the
+    /// request body. When HEAD shows exactly that ETag the upload was completed with these parts
+    /// and a success answer is handed to rusoto; otherwise the `NoSuchUpload` answer stands.
+    async fn recover_complete(
+        &self,
+        resp: HttpResponse,
+        mut head: SignedRequest,
+        xml: Option<Bytes>,
+        resource: &str,
+        deadline: Instant,
+    ) -> HttpResponse {
+        if resp.status.as_u16() != 404 {
+            return resp;
+        }
+        let Some(xml) = xml else {
+            return resp;
+        };
+        let mut resp = resp;
+        let answer = std::mem::replace(&mut resp.body, ByteStream::from(Vec::new()));
+        let answer: Vec<Bytes> = answer.filter_map(|c| async { c.ok() }).collect().await;
+        let answer = answer.concat();
+        resp.body = ByteStream::from(answer.clone());
+        if s3_error_code(&answer) != Some("NoSuchUpload") {
+            return resp;
+        }
+        let Some(expected) = multipart_etag(&xml) else {
+            return resp;
+        };
+        head.method = "HEAD".to_owned();
+        head.params.clear();
+        for h in ["content-type", "content-md5", "content-length"] {
+            head.remove_header(h);
+        }
+        let Ok(found) = self
+            .attempt(head, &mut Body::None, resource, "HeadObject", deadline)
+            .await
+        else {
+            return resp;
+        };
+        let etag = found
+            .headers
+            .get("etag")
+            .map(|e| e.trim().trim_matches('"').to_owned());
+        if found.status.is_success() && etag.as_deref() == Some(expected.as_str()) {
+            tracing::warn!(
+                op = "CompleteMultipartUpload",
+                "a retried CompleteMultipartUpload found its upload already completed with the \
+                 same parts (ETag matches); treating it as done"
+            );
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult>\
+                 <ETag>&quot;{expected}&quot;</ETag></CompleteMultipartUploadResult>"
+            );
+            resp.status = hyper::StatusCode::OK;
+            resp.headers.remove(hyper::header::CONTENT_LENGTH);
+            resp.body = ByteStream::from(xml.into_bytes());
+        }
+        resp
     }
 
     /// One signed attempt of `request` (an unsigned copy) with the next payload of `body`.
@@ -1603,6 +1705,31 @@ mod tests {
             .unwrap();
         assert_eq!(resp.status.as_u16(), 500);
         assert_eq!(script.seen().len(), 1);
+    }
+
+    #[test]
+    fn multipart_etags() {
+        // Two parts whose MD5s are those of "a" and "b".
+        let (a, b) = (Md5::digest(b"a"), Md5::digest(b"b"));
+        let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let xml = format!(
+            "<CompleteMultipartUpload><Part><ETag>&quot;{}&quot;</ETag><PartNumber>1</PartNumber>\
+             </Part><Part><ETag>\"{}\"</ETag><PartNumber>2</PartNumber></Part>\
+             </CompleteMultipartUpload>",
+            hex(&a),
+            hex(&b)
+        );
+        let want = format!(
+            "{}-2",
+            hex(&Md5::digest([a.as_slice(), b.as_slice()].concat()))
+        );
+        assert_eq!(
+            multipart_etag(xml.as_bytes()).as_deref(),
+            Some(want.as_str())
+        );
+        assert_eq!(multipart_etag(b"<CompleteMultipartUpload/>"), None);
+        assert_eq!(multipart_etag(b"<ETag>\"kms-style-etag\"</ETag>"), None);
+        assert_eq!(multipart_etag(b"<ETag>zz</ETag"), None);
     }
 
     #[tokio::test]
