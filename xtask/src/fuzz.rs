@@ -51,20 +51,14 @@ pub fn ensure_tool(r: &mut Runner, package: &str, binary: &str) -> Result<PathBu
     Ok(bin)
 }
 
-/// A `cargo fuzz …` command with the installed plugin first on `PATH` and the stable compiler
-/// unlocked for cargo-fuzz's `-Z` flags.
-fn cargo_fuzz(tool: &Path) -> Result<Command> {
-    let dir = tool.parent().context("cargo-fuzz path has no directory")?;
-    let mut path = std::ffi::OsString::from(dir);
-    if let Some(old) = std::env::var_os("PATH") {
-        path.push(":");
-        path.push(old);
-    }
-    let mut cmd = crate::cargo();
-    cmd.arg("fuzz")
-        .env("PATH", path)
+/// A `cargo-fuzz fuzz …` command (the plugin binary called the way cargo calls it) with the
+/// stable compiler unlocked for cargo-fuzz's `-Z` flags.
+fn cargo_fuzz(tool: &Path) -> Command {
+    let mut cmd = Command::new(tool);
+    cmd.current_dir(workspace_root())
+        .arg("fuzz")
         .env("RUSTC_BOOTSTRAP", "1");
-    Ok(cmd)
+    cmd
 }
 
 /// Builds all targets, then runs each for `seconds` (libFuzzer's `-max_total_time`).
@@ -89,7 +83,7 @@ pub fn fuzz(r: &mut Runner, seconds: u64, only: &[String]) -> Result<()> {
     let root = workspace_root();
     let target_dir = root.join("target").join("fuzz");
 
-    let mut build = cargo_fuzz(&tool)?;
+    let mut build = cargo_fuzz(&tool);
     build.arg("build").arg("--target-dir").arg(&target_dir);
     r.run("fuzz build (all targets)", &mut build)?;
 
@@ -98,7 +92,7 @@ pub fn fuzz(r: &mut Runner, seconds: u64, only: &[String]) -> Result<()> {
         std::fs::create_dir_all(&corpus)
             .with_context(|| format!("creating {}", corpus.display()))?;
         let seeds = root.join("fuzz").join("seeds").join(t);
-        let mut run = cargo_fuzz(&tool)?;
+        let mut run = cargo_fuzz(&tool);
         run.args(["run", t])
             .arg("--target-dir")
             .arg(&target_dir)

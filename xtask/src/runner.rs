@@ -183,3 +183,42 @@ fn quote(s: &OsStr) -> String {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_shows_env_and_args_but_never_keys() {
+        let mut cmd = Command::new("/opt/toolchain/bin/cargo");
+        cmd.args(["test", "-p", "x", "--", "name with space"])
+            .env("REGSTORE_S3_ENDPOINT", "http://127.0.0.1:1")
+            .env("REGSTORE_S3_ACCESS_KEY", "AKIDVISIBLE")
+            .env("REGSTORE_S3_SECRET_KEY", "supersecret");
+        let shown = display_command(&cmd);
+        assert!(
+            shown.contains("REGSTORE_S3_ENDPOINT=http://127.0.0.1:1"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("cargo test -p x -- 'name with space'"),
+            "{shown}"
+        );
+        assert!(!shown.contains("supersecret"), "{shown}");
+        assert!(!shown.contains("AKIDVISIBLE"), "{shown}");
+        assert!(!shown.contains("/opt/toolchain"), "{shown}");
+    }
+
+    #[test]
+    fn keep_going_defers_failures_and_finish_reports_them() {
+        let mut r = Runner::new(true);
+        r.check("fails", &mut Command::new("false")).unwrap();
+        r.check("passes", &mut Command::new("true")).unwrap();
+        let err = r.finish().unwrap_err().to_string();
+        assert!(err.contains("1 step(s) failed"), "{err}");
+        assert!(err.contains("`fails`"), "{err}");
+
+        let mut strict = Runner::new(false);
+        assert!(strict.check("fails", &mut Command::new("false")).is_err());
+    }
+}

@@ -854,3 +854,47 @@ pub fn load_persisted(kind: Kind) -> Result<Option<Persisted>> {
         .collect();
     Ok(Some(Persisted { info, procs, dir }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceph_conf_uses_the_chosen_ports_for_monitor_and_gateway() {
+        let conf = ceph_conf(Path::new("/tmp/x"), 18080, 13300, 16789);
+        assert!(conf.contains("mon host = [v2:127.0.0.1:13300,v1:127.0.0.1:16789]"));
+        assert!(conf.contains("public addrv = [v2:127.0.0.1:13300,v1:127.0.0.1:16789]"));
+        assert!(conf.contains("rgw frontends = beast endpoint=127.0.0.1:18080"));
+        assert!(conf.contains("run dir = /tmp/x/run"));
+        // Loopback only: no address other than 127.0.0.1 may be configured.
+        assert!(!conf.contains("0.0.0.0"));
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = free_ports(3).unwrap();
+        assert_eq!(ports.len(), 3);
+        assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2]);
+    }
+
+    #[test]
+    fn random_keys_are_hex_of_the_asked_length_and_differ() {
+        let a = random_hex(20);
+        let b = random_hex(20);
+        assert_eq!(a.len(), 40);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn recorded_pid_of_another_program_is_not_ours() {
+        // Our own pid runs the test binary, not "radosgw": it must never be signalled.
+        let p = Proc {
+            marker: "radosgw".into(),
+            pid: std::process::id() as i32,
+            child: None,
+            log: PathBuf::new(),
+        };
+        assert!(!is_ours(&p));
+    }
+}
