@@ -20,7 +20,11 @@ use regstore_middleware_cloudfront::{
     CloudFrontOptions, RedirectMiddleware, RewriteMiddleware, UrlSigner,
 };
 
-const KEYS: [&str; 3] = ["rsa2048-pkcs1.pem", "ec-p256-pkcs8.pem", "rsa1024-pkcs1.pem"];
+const KEYS: [&str; 3] = [
+    "rsa2048-pkcs1.pem",
+    "ec-p256-pkcs8.pem",
+    "rsa1024-pkcs1.pem",
+];
 
 fn test_key(pick: usize) -> String {
     format!(

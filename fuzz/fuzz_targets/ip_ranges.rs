@@ -30,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
     for raw in prefixes {
         if let Ok(c) = raw.trim().parse::<Cidr>() {
             assert!(c.prefix_len() <= if c.is_ipv4() { 32 } else { 128 });
-            assert!(c.contains(c.network()), "{c:?} does not contain its network");
+            assert!(
+                c.contains(c.network()),
+                "{c:?} does not contain its network"
+            );
             assert!(all.contains(c.network()), "filter misses {c:?}");
         }
         let _ = Cidr::parse(raw, true);
@@ -47,10 +50,19 @@ fuzz_target!(|data: &[u8]| {
     assert!(some.ipv4_count() <= all.ipv4_count());
     assert!(some.ipv6_count() <= all.ipv6_count());
 
-    for ip in ["127.0.0.1", "52.95.110.1", "::1", "2600:1f00::1", "::ffff:52.95.110.1"] {
+    for ip in [
+        "127.0.0.1",
+        "52.95.110.1",
+        "::1",
+        "2600:1f00::1",
+        "::ffff:52.95.110.1",
+    ] {
         if let Ok(ip) = ip.parse::<IpAddr>() {
             if some.contains(ip) {
-                assert!(all.contains(ip), "{ip} in a region subset but not in the whole");
+                assert!(
+                    all.contains(ip),
+                    "{ip} in a region subset but not in the whole"
+                );
             }
         }
     }

@@ -90,6 +90,8 @@ fuzz_target!(|data: &[u8]| {
             pairs.iter().any(|(k, v)| k == "Signature" && !v.is_empty()),
             "no Signature in {s}"
         );
-        assert!(pairs.iter().any(|(k, v)| k == "AWSAccessKeyId" && v == "AKIDFUZZ"));
+        assert!(pairs
+            .iter()
+            .any(|(k, v)| k == "AWSAccessKeyId" && v == "AKIDFUZZ"));
     }
 });

@@ -139,6 +139,11 @@ async fn wrong_secret_error_holds_no_secret() {
     let Some(env) = common::s3_env() else {
         return;
     };
+    if env.server.eq_ignore_ascii_case("moto") {
+        // moto accepts any signature, so there is no refusal to inspect.
+        println!("skipped: REGSTORE_S3_SERVER=moto does not verify signatures");
+        return;
+    }
     let wrong = format!("{}-wrong-7c1e", env.secret_key);
     let root = common::unique_root("security-wrong-secret");
     let config = S3Config::from_parameters(&env.params(&wrong, &root)).unwrap();

@@ -18,6 +18,8 @@ pub struct Env {
     pub region: String,
     pub bucket: String,
     pub v4auth: bool,
+    /// `REGSTORE_S3_SERVER` (`rgw`, `moto`, or empty when unknown).
+    pub server: String,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -47,6 +49,7 @@ pub fn s3_env() -> Option<Env> {
         region: var("REGSTORE_S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
         bucket: var("REGSTORE_S3_BUCKET").unwrap_or_else(|| "regstore-test".to_owned()),
         v4auth: var("REGSTORE_S3_V4AUTH").is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+        server: var("REGSTORE_S3_SERVER").unwrap_or_default(),
     })
 }
 
