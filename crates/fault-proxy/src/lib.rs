@@ -255,6 +255,12 @@ impl ProxyConfig {
         self
     }
 
+    /// Sets how many connections are served at once.
+    pub fn with_max_concurrent(mut self, max: usize) -> ProxyConfig {
+        self.max_concurrent = max;
+        self
+    }
+
     /// Sets the total connection budget.
     pub fn with_max_connections(mut self, max: u64) -> ProxyConfig {
         self.max_connections = max;

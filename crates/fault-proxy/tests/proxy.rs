@@ -407,3 +407,54 @@ async fn bounded_by_connections_deadline_and_drop() {
     }
     assert!(refused, "a dropped proxy stops listening");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_all_finish_and_counts_add_up() {
+    let origin = origin().await;
+    let proxy = proxy(&origin, |c| {
+        c.with_faults(0.3, 99)
+            .with_stall(Duration::from_millis(50))
+            .with_max_concurrent(8)
+    })
+    .await;
+    let base = proxy.endpoint();
+    let client = Client::new();
+    let n = 48u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let client = client.clone();
+        let base = base.clone();
+        tasks.spawn(async move {
+            let body = pattern(10_000 + i as usize);
+            let req = Request::builder()
+                .method(Method::PUT)
+                .uri(format!("{base}/echo/{i}"))
+                .body(Body::from(body.clone()))
+                .unwrap();
+            match client.request(req).await {
+                Ok(resp) if resp.status() == StatusCode::OK => {
+                    // Whatever arrives whole is exactly what was sent.
+                    if let Ok(got) = hyper::body::to_bytes(resp.into_body()).await {
+                        assert!(got[..] == body[..], "request {i}: wrong bytes");
+                    }
+                }
+                Ok(resp) => {
+                    let _ = hyper::body::to_bytes(resp.into_body()).await;
+                }
+                Err(_) => {}
+            }
+        });
+    }
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(r) = tasks.join_next().await {
+            r.expect("client task");
+        }
+    })
+    .await
+    .expect("every client finishes");
+    let counts = proxy.counts();
+    assert_eq!(counts.requests, n, "{counts}");
+    assert_eq!(counts.passed + counts.faults(), n, "{counts}");
+    assert_eq!(counts.proxy_errors, 0, "{counts}");
+    assert!(counts.faults() > 0 && counts.passed > 0, "{counts}");
+}
