@@ -1,6 +1,7 @@
 //! [`S3Driver`]: the storage driver on one S3 bucket.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -15,7 +16,7 @@ use crate::connection::{PresignMethod, S3Connection};
 use crate::dispatch::RequestStats;
 use crate::error::{S3Error, DRIVER};
 use crate::keys::KeyMapper;
-use crate::s3api::{collect, ListRequest, S3Api, WriteHeaders};
+use crate::s3api::{collect, ListRequest, S3Api, UploadInfo, WriteHeaders};
 use crate::writer::S3Writer;
 
 /// Shared state of a driver and its writers.
@@ -63,6 +64,27 @@ pub struct ObjectInspection {
     pub storage_class: Option<String>,
     /// The ACL's grants as `(grantee, permission)`; `None` when the server refused to answer.
     pub grants: Option<Vec<(String, String)>>,
+}
+
+/// An incomplete multipart upload below a driver's root directory, as
+/// [`S3Driver::list_incomplete_uploads`] reports it.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncompleteUpload {
+    /// The storage path the upload will create when committed.
+    pub path: StoragePath,
+    /// The object key in the bucket (root directory included).
+    pub key: String,
+    /// S3's id of the upload.
+    pub upload_id: String,
+    /// When the upload was started (S3's `Initiated`); `None` when the server did not say or
+    /// said it in a form that could not be read.
+    pub initiated: Option<SystemTime>,
+}
+
+/// Whether S3 says the upload id is unknown (completed or aborted already).
+fn is_no_such_upload(e: &S3Error) -> bool {
+    e.code.as_deref() == Some("NoSuchUpload")
 }
 
 impl S3Driver {
@@ -139,30 +161,123 @@ impl S3Driver {
 
     /// Aborts every multipart upload under the root directory and returns how many. For test
     /// teardown and operators cleaning up after crashed writers; a running registry's open
-    /// uploads would be lost. Not part of the supported API.
+    /// uploads would be lost. Unlike [`list_incomplete_uploads`](Self::list_incomplete_uploads)
+    /// this also takes uploads whose keys do not spell a storage path, so nothing billed is
+    /// left below the root. Uploads that vanish meanwhile (completed or aborted by someone
+    /// else) are not counted and are no error. Not part of the supported API.
     #[doc(hidden)]
     pub async fn abort_uploads_under_root(&self) -> Result<usize> {
         let api = &self.inner.api;
-        let prefix = self.inner.keys.root().to_owned();
+        let uploads = self
+            .uploads_with_prefix(self.inner.keys.root(), None)
+            .await?;
+        let mut aborted = 0;
+        for u in &uploads {
+            match api.abort_multipart_upload(&u.key, &u.upload_id).await {
+                Ok(()) => aborted += 1,
+                Err(e) if is_no_such_upload(&e) => {}
+                Err(e) => return Err(Error::backend(DRIVER, None, e)),
+            }
+        }
+        Ok(aborted)
+    }
+
+    /// The incomplete multipart uploads at or below `under` (`/` for the whole root
+    /// directory), in S3's order (by key, then by start time).
+    ///
+    /// An incomplete upload is a writer that was closed without commit (resumable with
+    /// `append`), or one that was dropped, or whose process died, before commit or cancel. S3
+    /// hides them from every object listing, never expires them on its own (unless the bucket
+    /// has a lifecycle rule), and bills their parts until they are aborted. `/a/b` lists the
+    /// upload of `/a/b` itself and those below `/a/b/`, never `/a/bc`. Uploads whose keys do
+    /// not spell a valid storage path (foreign tools sharing the bucket) are not reported.
+    /// Follows ListMultipartUploads pagination to the end.
+    pub async fn list_incomplete_uploads(
+        &self,
+        under: &StoragePath,
+    ) -> Result<Vec<IncompleteUpload>> {
+        let keys = &self.inner.keys;
+        let (prefix, exact) = if under.is_root() {
+            (keys.root().to_owned(), None)
+        } else {
+            let key = keys.key(under);
+            (key.clone(), Some(key))
+        };
+        let sub_prefix = exact.as_ref().map(|k| format!("{k}/"));
+        let uploads = self
+            .uploads_with_prefix(&prefix, Some(under.as_str()))
+            .await?;
+        Ok(uploads
+            .into_iter()
+            .filter(|u| match (&exact, &sub_prefix) {
+                (Some(k), Some(sub)) => u.key == *k || u.key.starts_with(sub.as_str()),
+                _ => true,
+            })
+            .filter_map(|u| {
+                let path = keys.path(&u.key)?;
+                // A key with a trailing `/` maps to a path but is not that path's object.
+                (keys.key(&path) == u.key).then_some(IncompleteUpload {
+                    path,
+                    key: u.key,
+                    upload_id: u.upload_id,
+                    initiated: u.initiated,
+                })
+            })
+            .collect())
+    }
+
+    /// Aborts one incomplete upload from [`list_incomplete_uploads`](Self::list_incomplete_uploads),
+    /// deleting its parts. Any writer still holding it fails on its next part or commit.
+    ///
+    /// Errors: `PathNotFound` naming the upload's path when S3 no longer knows the upload
+    /// (completed or aborted meanwhile); `InvalidParameter` when `upload.key` is not the key
+    /// of `upload.path` under this driver's root directory (the fields are public, and an
+    /// upload from another driver must not reach into its bucket); `Backend` otherwise.
+    pub async fn abort_incomplete_upload(&self, upload: &IncompleteUpload) -> Result<()> {
+        if upload.path.is_root() || self.inner.keys.key(&upload.path) != upload.key {
+            return Err(Error::invalid_parameter(
+                DRIVER,
+                "upload",
+                format!(
+                    "key {:?} is not the key of {} under this driver's root directory",
+                    upload.key, upload.path
+                ),
+            ));
+        }
+        match self
+            .inner
+            .api
+            .abort_multipart_upload(&upload.key, &upload.upload_id)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_no_such_upload(&e) => Err(Error::not_found(DRIVER, upload.path.as_str())),
+            Err(e) => Err(e.into_backend(&upload.path)),
+        }
+    }
+
+    /// Every upload whose key starts with `prefix`, all pages; errors name `path`.
+    async fn uploads_with_prefix(
+        &self,
+        prefix: &str,
+        path: Option<&str>,
+    ) -> Result<Vec<UploadInfo>> {
+        let api = &self.inner.api;
         let mut uploads = Vec::new();
         let mut marker = None;
         loop {
             let page = api
-                .list_multipart_uploads(&prefix, marker.clone())
+                .list_multipart_uploads(prefix, marker.clone())
                 .await
-                .map_err(|e| Error::backend(DRIVER, None, e))?;
+                .map_err(|e| Error::backend(DRIVER, path, e))?;
             uploads.extend(page.uploads);
             match page.next {
+                // A server repeating its marker would otherwise loop forever.
                 Some(next) if Some(&next) != marker.as_ref() => marker = Some(next),
                 _ => break,
             }
         }
-        for u in &uploads {
-            api.abort_multipart_upload(&u.key, &u.upload_id)
-                .await
-                .map_err(|e| Error::backend(DRIVER, None, e))?;
-        }
-        Ok(uploads.len())
+        Ok(uploads)
     }
 
     /// Stat by listing `key/` (one key at most): a directory if anything is below it.

@@ -25,5 +25,5 @@ mod writer;
 
 pub use config::{Credentials, S3Config};
 pub use dispatch::RequestStats;
-pub use driver::{ObjectInspection, S3Driver};
+pub use driver::{IncompleteUpload, ObjectInspection, S3Driver};
 pub use factory::S3Factory;
