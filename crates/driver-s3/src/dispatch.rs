@@ -37,15 +37,23 @@
 //!
 //! Answers other than a successful GetObject are read whole here (they are small XML
 //! documents), so a truncated listing or error document is retried like a reset. A
-//! successful GetObject body streams to the caller; it ends with an error, never short data,
-//! when it stops before `Content-Length` bytes or goes quiet for `requesttimeout`.
+//! successful GetObject body streams to the caller; when it cannot be resumed (below) it ends
+//! with an error, never short data, if it stops before `Content-Length` bytes or goes quiet for
+//! `requesttimeout`.
 //!
 //! Some failures leave it open whether the server acted (a reset after the request was sent,
 //! a timeout, a truncated answer). Repeating is still right for every S3 operation the driver
 //! uses except two, which such retries can affect: a repeated `CreateMultipartUpload` may leave
 //! the first upload orphaned (the registry's `uploads abort` removes it), and a repeated
-//! `CompleteMultipartUpload` may answer `NoSuchUpload` although the first one completed. These
-//! retries are counted separately in [`RequestStats::ambiguous_retries`].
+//! `CompleteMultipartUpload` may answer `NoSuchUpload` although the first one completed. The
+//! second case is recovered: the object's ETag is compared with the multipart ETag of the parts
+//! sent, and a match is success. Likewise a retried `AbortMultipartUpload` answered
+//! `NoSuchUpload` is success (the upload is gone). Ambiguous retries are counted separately in
+//! [`RequestStats::ambiguous_retries`].
+//!
+//! A successful GetObject body that breaks (reset, truncated, silent) is resumed within the
+//! same retry budget: a ranged GET of the missing bytes with `If-Match` on the ETag, so the
+//! rest comes from the same object version or the read fails.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -110,6 +118,7 @@ pub struct RequestStats {
     counts: Vec<AtomicU64>,
     retries: Vec<AtomicU64>,
     ambiguous: Vec<AtomicU64>,
+    orphans: AtomicU64,
 }
 
 impl Default for RequestStats {
@@ -119,6 +128,7 @@ impl Default for RequestStats {
             counts: zeros(),
             retries: zeros(),
             ambiguous: zeros(),
+            orphans: AtomicU64::new(0),
         }
     }
 }
@@ -186,6 +196,12 @@ impl RequestStats {
             .iter()
             .position(|o| *o == operation)
             .map_or(0, |i| self.ambiguous[i].load(Ordering::Relaxed))
+    }
+
+    /// Orphaned multipart uploads the driver aborted itself: uploads a reset or timed-out
+    /// `CreateMultipartUpload` created before its retry created the one in use.
+    pub fn orphans_aborted(&self) -> u64 {
+        self.orphans.load(Ordering::Relaxed)
     }
 
     fn record(&self, operation: &'static str) {
@@ -471,6 +487,16 @@ pub(crate) fn retryable_status(status: u16, body: &[u8]) -> bool {
     }
 }
 
+/// The text of the first `<name>` element of an XML document (no entity decoding: used for
+/// upload ids, keys and times, which never contain entities).
+fn xml_field(body: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let len = text[start..].find(&format!("</{name}>"))?;
+    Some(text[start..start + len].trim().to_owned())
+}
+
 /// The `<Code>` of an S3 error document, if `body` is one.
 fn s3_error_code(body: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(body).ok()?;
@@ -598,8 +624,29 @@ async fn watch<F: Future>(
     }
 }
 
+/// How a broken GetObject body continues: a ranged GET of the rest of the same object version
+/// (`If-Match` its ETag), so a reset or truncated download resumes instead of failing.
+struct Resume {
+    inner: Arc<Inner>,
+    /// The addressed, unsigned GET.
+    template: SignedRequest,
+    resource: String,
+    etag: String,
+    /// Absolute offset of this body's first byte, and of the last byte wanted (inclusive).
+    start: u64,
+    end: u64,
+    /// Resumptions still allowed (shared `maxretries` budget of the request).
+    retries_left: u32,
+    /// Resumptions made so far, numbering the back-off.
+    retry: u32,
+}
+
+type PendingGet = Pin<Box<dyn Future<Output = Result<HttpResponse, String>> + Send>>;
+
 /// A successful GetObject body: ends with an error when it stops short of (or runs past)
-/// `Content-Length`, or goes quiet for the request timeout — never with short data.
+/// `Content-Length`, or goes quiet for the request timeout — never with short data. When it
+/// breaks and the object has an ETag, the rest is fetched again ([`Resume`]) within the
+/// request's retry budget.
 struct GuardedBody {
     inner: ByteStream,
     idle: Duration,
@@ -607,10 +654,17 @@ struct GuardedBody {
     expected: Option<u64>,
     seen: u64,
     done: bool,
+    resume: Option<Resume>,
+    pending: Option<PendingGet>,
 }
 
 impl GuardedBody {
-    fn new(inner: ByteStream, expected: Option<u64>, idle: Duration) -> Self {
+    fn new(
+        inner: ByteStream,
+        expected: Option<u64>,
+        idle: Duration,
+        resume: Option<Resume>,
+    ) -> Self {
         GuardedBody {
             inner,
             idle,
@@ -618,6 +672,8 @@ impl GuardedBody {
             expected,
             seen: 0,
             done: false,
+            resume,
+            pending: None,
         }
     }
 
@@ -629,6 +685,80 @@ impl GuardedBody {
         self.done = true;
         Poll::Ready(Some(Err(std::io::Error::new(kind, message))))
     }
+
+    /// Starts fetching the rest after a break described by `why`; `false` when not allowed.
+    fn start_resume(&mut self, why: &str) -> bool {
+        let Some(r) = self.resume.as_mut() else {
+            return false;
+        };
+        let from = r.start + self.seen;
+        if r.retries_left == 0 || from > r.end {
+            return false;
+        }
+        r.retries_left -= 1;
+        r.retry += 1;
+        let delay = r.inner.policy.backoff(r.retry, jitter_unit());
+        tracing::warn!(
+            op = "GetObject",
+            attempt = r.retry,
+            kind = "body",
+            error = %why,
+            delay_ms = delay.as_millis() as u64,
+            "s3 response body broke; fetching the rest"
+        );
+        r.inner.stats.record_retry("GetObject", true);
+        let mut req = unsigned_copy(&r.template);
+        req.remove_header("range");
+        req.add_header("range", &format!("bytes={from}-{}", r.end));
+        req.remove_header("if-match");
+        req.add_header("if-match", &r.etag);
+        let inner = Arc::clone(&r.inner);
+        let resource = r.resource.clone();
+        let mut left = r.retries_left;
+        let mut retry = r.retry;
+        r.retries_left = 0;
+        self.pending = Some(Box::pin(async move {
+            let mut delay = delay;
+            loop {
+                tokio::time::sleep(delay).await;
+                let deadline = Instant::now() + inner.policy.operation_timeout;
+                let outcome = inner
+                    .attempt(
+                        unsigned_copy(&req),
+                        &mut Body::None,
+                        &resource,
+                        "GetObject",
+                        deadline,
+                        left,
+                    )
+                    .await;
+                match outcome {
+                    Ok(resp) if resp.status.as_u16() == 206 => return Ok(resp),
+                    Ok(resp) => {
+                        return Err(format!(
+                            "resuming the body answered HTTP {} (object changed?)",
+                            resp.status.as_u16()
+                        ))
+                    }
+                    Err(f) if f.kind.retryable() && left > 0 => {
+                        left -= 1;
+                        retry += 1;
+                        delay = inner.policy.backoff(retry, jitter_unit());
+                        inner.stats.record_retry("GetObject", f.kind.ambiguous());
+                    }
+                    Err(f) => {
+                        return Err(match f.outcome {
+                            Err(e) => e.to_string(),
+                            Ok(resp) => {
+                                format!("resuming the body answered HTTP {}", resp.status.as_u16())
+                            }
+                        })
+                    }
+                }
+            }
+        }));
+        true
+    }
 }
 
 impl Stream for GuardedBody {
@@ -636,54 +766,110 @@ impl Stream for GuardedBody {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.done {
-            return Poll::Ready(None);
-        }
-        match this.inner.poll_next_unpin(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                this.seen += chunk.len() as u64;
-                if let Some(want) = this.expected {
-                    if this.seen > want {
-                        let msg = format!(
-                            "response body longer than its Content-Length ({} > {want} bytes)",
-                            this.seen
-                        );
-                        return this.fail(std::io::ErrorKind::InvalidData, msg);
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if let Some(pending) = this.pending.as_mut() {
+                match pending.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(resp)) => {
+                        this.pending = None;
+                        // The new body guards itself and may resume again with what is left.
+                        this.inner = resp.body;
+                        let next = tokio::time::Instant::now() + this.idle;
+                        this.timer.as_mut().reset(next);
+                        continue;
+                    }
+                    Poll::Ready(Err(msg)) => {
+                        this.pending = None;
+                        return this.fail(std::io::ErrorKind::Other, msg);
                     }
                 }
-                let next = tokio::time::Instant::now() + this.idle;
-                this.timer.as_mut().reset(next);
-                Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(Some(Err(e))) => {
-                this.done = true;
-                Poll::Ready(Some(Err(e)))
-            }
-            Poll::Ready(None) => match this.expected {
-                Some(want) if this.seen < want => {
-                    let msg = format!(
-                        "response body truncated: {} of {want} bytes (Content-Length)",
-                        this.seen
-                    );
-                    this.fail(std::io::ErrorKind::UnexpectedEof, msg)
+            return match this.inner.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.seen += chunk.len() as u64;
+                    if let Some(want) = this.expected {
+                        if this.seen > want {
+                            let msg = format!(
+                                "response body longer than its Content-Length ({} > {want} bytes)",
+                                this.seen
+                            );
+                            return this.fail(std::io::ErrorKind::InvalidData, msg);
+                        }
+                    }
+                    let next = tokio::time::Instant::now() + this.idle;
+                    this.timer.as_mut().reset(next);
+                    Poll::Ready(Some(Ok(chunk)))
                 }
-                _ => {
+                Poll::Ready(Some(Err(e))) => {
+                    if this.start_resume(&e.to_string()) {
+                        continue;
+                    }
                     this.done = true;
-                    Poll::Ready(None)
+                    Poll::Ready(Some(Err(e)))
                 }
-            },
-            Poll::Pending => {
-                if this.timer.as_mut().poll(cx).is_ready() {
-                    let msg = format!(
-                        "response body stalled: no data for {}s (requesttimeout)",
-                        this.idle.as_secs_f64()
-                    );
-                    return this.fail(std::io::ErrorKind::TimedOut, msg);
+                Poll::Ready(None) => match this.expected {
+                    Some(want) if this.seen < want => {
+                        let msg = format!(
+                            "response body truncated: {} of {want} bytes (Content-Length)",
+                            this.seen
+                        );
+                        if this.start_resume(&msg) {
+                            continue;
+                        }
+                        this.fail(std::io::ErrorKind::UnexpectedEof, msg)
+                    }
+                    _ => {
+                        this.done = true;
+                        Poll::Ready(None)
+                    }
+                },
+                Poll::Pending => {
+                    if this.timer.as_mut().poll(cx).is_ready() {
+                        let msg = format!(
+                            "response body stalled: no data for {}s (requesttimeout)",
+                            this.idle.as_secs_f64()
+                        );
+                        if this.start_resume(&msg) {
+                            continue;
+                        }
+                        return this.fail(std::io::ErrorKind::TimedOut, msg);
+                    }
+                    Poll::Pending
                 }
-                Poll::Pending
-            }
+            };
         }
     }
+}
+
+/// A retried AbortMultipartUpload answered `NoSuchUpload` after an attempt that may have gone
+/// through: the upload is gone, which is what was asked, so the answer becomes `204`.
+async fn already_aborted(mut resp: HttpResponse) -> HttpResponse {
+    let body = std::mem::replace(&mut resp.body, ByteStream::from(Vec::new()));
+    let chunks: Vec<Bytes> = body.filter_map(|c| async { c.ok() }).collect().await;
+    let bytes = chunks.concat();
+    if s3_error_code(&bytes) == Some("NoSuchUpload") {
+        tracing::debug!(
+            op = "AbortMultipartUpload",
+            "retried abort found the upload gone; done"
+        );
+        resp.status = hyper::StatusCode::NO_CONTENT;
+        resp.headers.remove(hyper::header::CONTENT_LENGTH);
+        resp.body = ByteStream::from(Vec::new());
+    } else {
+        resp.body = ByteStream::from(bytes);
+    }
+    resp
+}
+
+/// The first and last byte offsets of a `Content-Range: bytes a-b/total` header.
+fn content_range(resp: &HttpResponse) -> Option<(u64, u64)> {
+    let v = resp.headers.get("content-range")?;
+    let range = v.trim().strip_prefix("bytes ")?.split('/').next()?;
+    let (a, b) = range.split_once('-')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
 }
 
 /// Whether rusoto's streaming body announces exactly `len` bytes. rusoto keeps the length
@@ -884,13 +1070,21 @@ fn base64_std(bytes: &[u8]) -> String {
 
 impl Inner {
     async fn send(
-        &self,
+        self: &Arc<Self>,
         mut request: SignedRequest,
         timeout: Option<Duration>,
         replay: Option<Vec<Bytes>>,
     ) -> Result<HttpResponse, HttpDispatchError> {
         let started = Instant::now();
         let op = operation(&request, &self.addressing.bucket);
+        // The object key of a path-style `/bucket/key` request, for orphan clean-up.
+        let key = request
+            .path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(self.addressing.bucket.as_str()))
+            .and_then(|p| p.strip_prefix('/'))
+            .map(str::to_owned);
+        let pristine = (op == "CreateMultipartUpload").then(|| unsigned_copy(&request));
         if op == "DeleteObjects" {
             ensure_content_md5(&mut request);
         }
@@ -920,7 +1114,14 @@ impl Inner {
         let mut after_ambiguous = false;
         loop {
             let failed = match self
-                .attempt(unsigned_copy(&request), &mut body, &resource, op, deadline)
+                .attempt(
+                    unsigned_copy(&request),
+                    &mut body,
+                    &resource,
+                    op,
+                    deadline,
+                    self.policy.max_retries.saturating_sub(retry),
+                )
                 .await
             {
                 Ok(resp) if after_ambiguous && op == "CompleteMultipartUpload" => {
@@ -932,6 +1133,22 @@ impl Inner {
                     return Ok(self
                         .recover_complete(resp, head, xml, &resource, deadline)
                         .await);
+                }
+                Ok(resp)
+                    if after_ambiguous
+                        && op == "AbortMultipartUpload"
+                        && resp.status.as_u16() == 404 =>
+                {
+                    return Ok(already_aborted(resp).await)
+                }
+                Ok(resp) if after_ambiguous && op == "CreateMultipartUpload" => {
+                    if let (Some(key), Some(pristine)) = (&key, &pristine) {
+                        let pristine = unsigned_copy(pristine);
+                        return Ok(self
+                            .abort_orphans(resp, pristine, key, started, deadline)
+                            .await);
+                    }
+                    return Ok(resp);
                 }
                 Ok(resp) => return Ok(resp),
                 Err(f) => f,
@@ -973,13 +1190,173 @@ impl Inner {
         }
     }
 
+    /// Sends a body-less `request` with the retry policy (for the clean-up requests the
+    /// dispatcher makes itself). `None` when every attempt failed in transport.
+    async fn simple_with_retries(
+        self: &Arc<Self>,
+        request: SignedRequest,
+        resource: &str,
+        op: &'static str,
+        deadline: Instant,
+    ) -> Option<HttpResponse> {
+        let mut retry = 0;
+        loop {
+            let outcome = self
+                .attempt(
+                    unsigned_copy(&request),
+                    &mut Body::None,
+                    resource,
+                    op,
+                    deadline,
+                    0,
+                )
+                .await;
+            let kind = match outcome {
+                Ok(r) => return Some(r),
+                Err(f) if f.kind.retryable() => f.kind,
+                Err(_) => return None,
+            };
+            retry += 1;
+            let delay = self.policy.backoff(retry, jitter_unit());
+            if retry > self.policy.max_retries || Instant::now() + delay >= deadline {
+                return None;
+            }
+            self.stats.record_retry(op, kind.ambiguous());
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// A request like `base` (same endpoint) without its headers and parameters: `method` on
+    /// the path-style `path` with `params`, addressed; returns it with its SigV2 resource.
+    fn plain_request(
+        &self,
+        base: &SignedRequest,
+        method: &str,
+        path: String,
+        params: &[(&str, Option<&str>)],
+    ) -> (SignedRequest, String) {
+        let mut r = unsigned_copy(base);
+        r.method = method.to_owned();
+        r.path = path;
+        r.headers.clear();
+        r.params.clear();
+        for (k, v) in params {
+            r.params.insert((*k).to_owned(), v.map(str::to_owned));
+        }
+        let resource = self.addressing.apply(&mut r);
+        r.add_header("user-agent", &self.user_agent);
+        (r, resource)
+    }
+
+    /// A `CreateMultipartUpload` that succeeded after an attempt that may have created an
+    /// upload too: that earlier upload is an orphan nobody knows the id of. Uploads of the same
+    /// key initiated since the first attempt (by the server's clock: its `Date` minus the time
+    /// elapsed here, less 2 s) other than the one just created are aborted. The registry gives
+    /// every upload its own key, so no other writer's upload can match; a writer resuming an
+    /// older upload of this key is safe because that upload was initiated before the window.
+    /// Failures here only log: the orphan then waits for `uploads abort`.
+    async fn abort_orphans(
+        self: &Arc<Self>,
+        resp: HttpResponse,
+        pristine: SignedRequest,
+        key: &str,
+        started: Instant,
+        deadline: Instant,
+    ) -> HttpResponse {
+        let mut resp = resp;
+        let body = std::mem::replace(&mut resp.body, ByteStream::from(Vec::new()));
+        let chunks: Vec<Bytes> = body.filter_map(|c| async { c.ok() }).collect().await;
+        let bytes = chunks.concat();
+        resp.body = ByteStream::from(bytes.clone());
+        if !resp.status.is_success() {
+            return resp;
+        }
+        let Some(new_id) = xml_field(&bytes, "UploadId") else {
+            return resp;
+        };
+        let Some(server_now) = resp
+            .headers
+            .get("date")
+            .and_then(|d| crate::s3api::parse_time(d))
+        else {
+            return resp;
+        };
+        let window = started.elapsed() + Duration::from_secs(2);
+        let since = server_now
+            .checked_sub(window)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let until = server_now + Duration::from_secs(2);
+
+        let bucket_path = format!("/{}", self.addressing.bucket);
+        let (list, resource) = self.plain_request(
+            &pristine,
+            "GET",
+            bucket_path,
+            &[("uploads", None), ("prefix", Some(key))],
+        );
+        let listed = match self
+            .simple_with_retries(list, &resource, "ListMultipartUploads", deadline)
+            .await
+        {
+            Some(r) if r.status.is_success() => {
+                let chunks: Vec<Bytes> = r.body.filter_map(|c| async { c.ok() }).collect().await;
+                chunks.concat()
+            }
+            _ => {
+                tracing::warn!(
+                    op = "CreateMultipartUpload",
+                    "could not list uploads to remove an orphan of a retried create"
+                );
+                return resp;
+            }
+        };
+        let text = String::from_utf8_lossy(&listed);
+        let mut orphans = Vec::new();
+        for upload in text.split("<Upload>").skip(1) {
+            let upload = upload.as_bytes();
+            let (Some(k), Some(id), Some(at)) = (
+                xml_field(upload, "Key"),
+                xml_field(upload, "UploadId"),
+                xml_field(upload, "Initiated").and_then(|t| crate::s3api::parse_time(&t)),
+            ) else {
+                continue;
+            };
+            if k == key && id != new_id && at >= since && at <= until {
+                orphans.push(id);
+            }
+        }
+        for id in orphans {
+            let (abort, resource) = self.plain_request(
+                &pristine,
+                "DELETE",
+                pristine.path.clone(),
+                &[("uploadId", Some(id.as_str()))],
+            );
+            let outcome = self
+                .simple_with_retries(abort, &resource, "AbortMultipartUpload", deadline)
+                .await;
+            // 404 NoSuchUpload after a retry: an earlier attempt aborted it.
+            let ok =
+                matches!(&outcome, Some(r) if r.status.is_success() || r.status.as_u16() == 404);
+            tracing::warn!(
+                op = "CreateMultipartUpload",
+                aborted = ok,
+                "aborted the orphaned upload of a retried CreateMultipartUpload"
+            );
+            if ok {
+                self.stats.orphans.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        resp
+    }
+
     /// A `CompleteMultipartUpload` retried after an attempt that may have completed the upload
     /// answers `NoSuchUpload` when the first attempt did. Then the object's ETag tells: a
     /// multipart ETag is the MD5 of the parts' MD5s plus `-<part count>`, all known from the
     /// request body. When HEAD shows exactly that ETag the upload was completed with these parts
     /// and a success answer is handed to rusoto; otherwise the `NoSuchUpload` answer stands.
     async fn recover_complete(
-        &self,
+        self: &Arc<Self>,
         resp: HttpResponse,
         mut head: SignedRequest,
         xml: Option<Bytes>,
@@ -1009,7 +1386,7 @@ impl Inner {
             head.remove_header(h);
         }
         let Ok(found) = self
-            .attempt(head, &mut Body::None, resource, "HeadObject", deadline)
+            .attempt(head, &mut Body::None, resource, "HeadObject", deadline, 0)
             .await
         else {
             return resp;
@@ -1036,15 +1413,18 @@ impl Inner {
     }
 
     /// One signed attempt of `request` (an unsigned copy) with the next payload of `body`.
+    /// `retries_left` bounds how often a successful GetObject body may resume after breaking.
     async fn attempt(
-        &self,
+        self: &Arc<Self>,
         mut request: SignedRequest,
         body: &mut Body,
         resource: &str,
         op: &'static str,
         deadline: Instant,
+        retries_left: u32,
     ) -> Result<HttpResponse, Failed> {
         let idle = self.policy.request_timeout;
+        let template = (op == "GetObject").then(|| unsigned_copy(&request));
         let progress = Arc::new(Progress::new());
         request.payload = body.next_payload(&progress);
         let creds = self.credentials.credentials().await.map_err(|e| {
@@ -1082,8 +1462,29 @@ impl Inner {
         tracing::debug!(op, %method, status, "s3 request");
         if op == "GetObject" && resp.status.is_success() {
             let expected = content_length(&resp);
+            let etag = resp.headers.get("etag").map(|e| e.trim().to_owned());
+            let span = content_range(&resp).or_else(|| {
+                expected
+                    .filter(|len| *len > 0 && status == 200)
+                    .map(|len| (0, len - 1))
+            });
+            let resume = match (template, etag, span) {
+                (Some(template), Some(etag), Some((start, end))) if !etag.is_empty() => {
+                    Some(Resume {
+                        inner: Arc::clone(self),
+                        template,
+                        resource: resource.to_owned(),
+                        etag,
+                        start,
+                        end,
+                        retries_left,
+                        retry: 0,
+                    })
+                }
+                _ => None,
+            };
             let inner = std::mem::replace(&mut resp.body, ByteStream::from(Vec::new()));
-            resp.body = ByteStream::new(GuardedBody::new(inner, expected, idle));
+            resp.body = ByteStream::new(GuardedBody::new(inner, expected, idle, resume));
             return Ok(resp);
         }
         // Every other answer is a small document: read it whole so a truncated one is retried.
