@@ -9,6 +9,7 @@ mod deny;
 mod fuzz;
 mod runner;
 mod servers;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -59,6 +60,9 @@ enum Cmd {
         #[arg(long)]
         advisories: bool,
     },
+    /// Bounded soak of the S3 driver through the fault-injection proxy on RGW: concurrent
+    /// writers and readers, SHA-256 verification, no lost objects, no leaked uploads.
+    Soak(SoakCli),
 }
 
 #[derive(Args)]
@@ -151,6 +155,22 @@ enum Which {
 }
 
 #[derive(Args)]
+struct SoakCli {
+    /// How long the workers run (at most 6 h).
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Concurrent writer/reader tasks.
+    #[arg(long, default_value_t = 64)]
+    workers: u32,
+    /// Fraction of requests the proxy faults (0-1).
+    #[arg(long, default_value_t = 0.2)]
+    rate: f64,
+    /// Seed of the faults and the workers' choices (default: the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(Args)]
 struct FuzzArgs {
     /// Seconds per target (libFuzzer -max_total_time).
     #[arg(long, default_value_t = 60)]
@@ -197,6 +217,15 @@ fn main() -> ExitCode {
         Cmd::Bench(args) => bench(&mut r, &args),
         Cmd::Fuzz(args) => fuzz::fuzz(&mut r, args.seconds, &args.targets),
         Cmd::Deny { advisories } => deny::deny(&mut r, advisories),
+        Cmd::Soak(a) => soak::soak(
+            &mut r,
+            &soak::SoakArgs {
+                seconds: a.seconds,
+                workers: a.workers,
+                rate: a.rate,
+                seed: a.seed,
+            },
+        ),
     };
     r.summary();
     match result {
