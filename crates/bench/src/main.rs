@@ -1,0 +1,444 @@
+//! `regstore-bench`: regstore's S3 driver, object_store's S3 backend and raw curl, side by side
+//! on one S3 server (Garage, started by `cargo xtask bench --backend s3`).
+//!
+//! `regstore-bench run …` is the orchestrator: it runs every scenario for every client in a
+//! child process of its own (`regstore-bench child …`), interleaved and repeated, reads each
+//! child's peak RSS with `wait4`, and writes a JSON report, a Markdown table and an SVG chart.
+//! The server comes from `REGSTORE_S3_*` (see `child::Setup::from_env`).
+
+mod child;
+mod data;
+mod report;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use regstore_driver_api::{StorageDriver, StoragePath};
+use serde::{Deserialize, Serialize};
+
+use child::{Phase, Setup, Task};
+
+const MIB: u64 = 1024 * 1024;
+
+#[derive(Parser)]
+#[command(
+    name = "regstore-bench",
+    about = "S3 benchmark: regstore vs object_store vs curl"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the whole benchmark and write the reports.
+    Run(RunArgs),
+    /// Internal: one scenario for one client (prints its phases as JSON).
+    Child(ChildArgs),
+}
+
+#[derive(Args, Clone)]
+struct Tuning {
+    /// Part size of multipart uploads (both libraries), MiB.
+    #[arg(long, default_value_t = 10)]
+    chunk_size_mib: u64,
+    /// Parts in flight per upload (both libraries).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Extra regstore driver parameter, `key=value` (repeatable).
+    #[arg(long = "driver-param")]
+    driver_params: Vec<String>,
+    /// Size of the streamed / moved object, MiB.
+    #[arg(long, default_value_t = 1024)]
+    size_mib: u64,
+    /// Number of small objects.
+    #[arg(long, default_value_t = 1000)]
+    small_count: usize,
+    /// Size of each small object, bytes.
+    #[arg(long, default_value_t = 1024)]
+    small_size: usize,
+    /// Small operations in flight.
+    #[arg(long, default_value_t = 32)]
+    small_inflight: usize,
+    /// Objects created, walked and deleted.
+    #[arg(long, default_value_t = 10_000)]
+    walk_count: usize,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    tuning: Tuning,
+    /// Repetitions of every scenario (interleaved across clients; medians are reported).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Where the payload file for curl goes.
+    #[arg(long)]
+    scratch: PathBuf,
+    /// JSON report.
+    #[arg(long)]
+    json: PathBuf,
+    /// Markdown table (the same figures as printed).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// SVG chart.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Free-form description of the server (goes into the report).
+    #[arg(long, default_value = "S3 server")]
+    server: String,
+    /// Only scenarios whose name contains one of these (repeatable).
+    #[arg(long = "only")]
+    only: Vec<String>,
+}
+
+#[derive(Args)]
+struct ChildArgs {
+    #[command(flatten)]
+    tuning: Tuning,
+    #[arg(long)]
+    client: String,
+    #[arg(long)]
+    scenario: String,
+    #[arg(long)]
+    prefix: String,
+}
+
+fn parse_params(v: &[String]) -> Result<Vec<(String, String)>> {
+    v.iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| anyhow!("--driver-param {s}: expected key=value"))
+        })
+        .collect()
+}
+
+fn setup(t: &Tuning) -> Result<Setup> {
+    Setup::from_env(
+        t.chunk_size_mib * MIB,
+        t.concurrency,
+        parse_params(&t.driver_params)?,
+    )
+}
+
+fn task(t: &Tuning, client: &str, scenario: &str, prefix: &str) -> Task {
+    Task {
+        client: client.into(),
+        scenario: scenario.into(),
+        prefix: prefix.into(),
+        size: t.size_mib * MIB,
+        small_count: t.small_count,
+        small_size: t.small_size,
+        small_inflight: t.small_inflight,
+        walk_count: t.walk_count,
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run(a) => run(a),
+        Cmd::Child(a) => run_child(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")
+}
+
+fn run_child(a: ChildArgs) -> Result<()> {
+    let s = setup(&a.tuning)?;
+    let t = task(&a.tuning, &a.client, &a.scenario, &a.prefix);
+    let phases = runtime()?.block_on(child::run(&s, &t))?;
+    println!("{}", serde_json::to_string(&phases)?);
+    Ok(())
+}
+
+/// One measured phase of one client in one repetition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    pub rep: usize,
+    pub client: String,
+    #[serde(flatten)]
+    pub phase: Phase,
+    /// Peak RSS of the process that ran the phase (the whole scenario's child), KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// Runs `cmd`, returns its stdout and peak RSS (KiB) from `wait4`.
+fn spawn_measured(cmd: &mut Command) -> Result<(String, u64)> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("spawn {cmd:?}"))?;
+    let mut out = String::new();
+    if let Some(mut so) = child.stdout.take() {
+        so.read_to_string(&mut out)?;
+    }
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is a plain C struct for which all-zero bytes are a valid value, and
+    // wait4 only writes into the two out-pointers we pass for the child we spawned.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    if r != pid {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        bail!("{:?} failed (status {status})", cmd.get_program());
+    }
+    Ok((out, ru.ru_maxrss as u64))
+}
+
+const SCENARIOS: &[&str] = &[
+    "stream-write",
+    "stream-read",
+    "move",
+    "small",
+    "walk-delete",
+];
+const CLIENTS: &[&str] = &["regstore", "object_store", "curl"];
+
+fn run(a: RunArgs) -> Result<()> {
+    let s = setup(&a.tuning)?;
+    let t = &a.tuning;
+    std::fs::create_dir_all(&a.scratch)?;
+    let payload = a.scratch.join("payload.bin");
+    let size = t.size_mib * MIB;
+    let scenarios: Vec<&str> = SCENARIOS
+        .iter()
+        .copied()
+        .filter(|sc| a.only.is_empty() || a.only.iter().any(|o| sc.contains(o.as_str())))
+        .collect();
+    let need_curl = scenarios.iter().any(|s| s.starts_with("stream"));
+    if need_curl && std::fs::metadata(&payload).map(|m| m.len()).ok() != Some(size) {
+        eprintln!(
+            "==> writing the {size}-byte payload for curl to {}",
+            payload.display()
+        );
+        data::write_file(&payload, s.seed, size)?;
+    }
+    let curl_cfg = a.scratch.join("curl.cfg");
+    write_curl_config(&curl_cfg, &s)?;
+    let run_id = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    );
+    let exe = std::env::current_exe()?;
+    let rt = runtime()?;
+    let cleaner = s.regstore()?;
+    rt.block_on(cleaner.ensure_bucket())
+        .map_err(|e| anyhow!("bucket: {e}"))?;
+    let started = Instant::now();
+    let mut samples: Vec<Sample> = Vec::new();
+    for rep in 0..a.reps {
+        // Rotate the client order each repetition so no client always runs first or last.
+        let order: Vec<&str> = (0..CLIENTS.len())
+            .map(|i| CLIENTS[(i + rep) % CLIENTS.len()])
+            .collect();
+        for sc in &scenarios {
+            for client in &order {
+                if *client == "curl" && !sc.starts_with("stream") {
+                    continue;
+                }
+                let prefix = format!("bench/{run_id}/r{rep}/{client}");
+                let t0 = Instant::now();
+                let (phases, rss) = if *client == "curl" {
+                    curl(sc, &s, &curl_cfg, &payload, &prefix, size)?
+                } else {
+                    let mut cmd = Command::new(&exe);
+                    cmd.arg("child").args([
+                        "--client",
+                        client,
+                        "--scenario",
+                        sc,
+                        "--prefix",
+                        &prefix,
+                    ]);
+                    tuning_args(&mut cmd, t);
+                    let (out, rss) = spawn_measured(&mut cmd)
+                        .with_context(|| format!("{client} {sc} (rep {rep})"))?;
+                    let phases: Vec<Phase> = serde_json::from_str(out.trim())
+                        .with_context(|| format!("{client} {sc}: output {out:?}"))?;
+                    (phases, rss)
+                };
+                for p in phases {
+                    eprintln!(
+                        "    rep {rep} {client:<12} {:<12} {:>8.3}s  rss {:>6} MiB  ({:.0}s)",
+                        p.name,
+                        p.secs,
+                        rss / 1024,
+                        t0.elapsed().as_secs_f64()
+                    );
+                    samples.push(Sample {
+                        rep,
+                        client: client.to_string(),
+                        phase: p,
+                        peak_rss_kib: rss,
+                    });
+                }
+            }
+        }
+        // Remove this repetition's objects so the server's data does not grow with reps.
+        let dir = StoragePath::parse(&format!("/bench/{run_id}/r{rep}"))
+            .ok_or_else(|| anyhow!("bad cleanup path"))?;
+        match rt.block_on(cleaner.delete(&dir)) {
+            Ok(()) | Err(regstore_driver_api::Error::PathNotFound { .. }) => {}
+            Err(e) => bail!("cleanup of {dir}: {e}"),
+        }
+    }
+    let meta = report::Meta {
+        server: a.server.clone(),
+        chunk_size: t.chunk_size_mib * MIB,
+        concurrency: t.concurrency,
+        size,
+        small_count: t.small_count,
+        small_size: t.small_size,
+        small_inflight: t.small_inflight,
+        walk_count: t.walk_count,
+        reps: a.reps,
+        driver_params: t.driver_params.clone(),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        total_secs: started.elapsed().as_secs_f64(),
+        unix_time: run_id.parse().unwrap_or_default(),
+    };
+    let rep = report::Report::build(meta, samples);
+    let md = rep.markdown();
+    println!("\n{md}");
+    if let Some(parent) = a.json.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&a.json, serde_json::to_string_pretty(&rep)?)?;
+    eprintln!("==> JSON report: {}", a.json.display());
+    if let Some(p) = &a.markdown {
+        std::fs::write(p, &md)?;
+        eprintln!("==> Markdown table: {}", p.display());
+    }
+    if let Some(p) = &a.svg {
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(p, rep.svg())?;
+        eprintln!("==> chart: {}", p.display());
+    }
+    Ok(())
+}
+
+fn tuning_args(cmd: &mut Command, t: &Tuning) {
+    cmd.args(["--chunk-size-mib", &t.chunk_size_mib.to_string()])
+        .args(["--concurrency", &t.concurrency.to_string()])
+        .args(["--size-mib", &t.size_mib.to_string()])
+        .args(["--small-count", &t.small_count.to_string()])
+        .args(["--small-size", &t.small_size.to_string()])
+        .args(["--small-inflight", &t.small_inflight.to_string()])
+        .args(["--walk-count", &t.walk_count.to_string()]);
+    for p in &t.driver_params {
+        cmd.args(["--driver-param", p]);
+    }
+}
+
+/// curl reads the credentials from a config file (mode 0600) rather than its command line, so
+/// they do not show in the process list.
+fn write_curl_config(path: &Path, s: &Setup) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "user = \"{}:{}\"", s.access_key, s.secret_key)?;
+    writeln!(f, "aws-sigv4 = \"aws:amz:{}:s3\"", s.region)?;
+    Ok(())
+}
+
+/// The ceiling: one plain request of the whole payload (PUT from the page-cached file, GET to
+/// /dev/null), `UNSIGNED-PAYLOAD` so curl does not hash 1 GiB first.
+fn curl(
+    scenario: &str,
+    s: &Setup,
+    cfg: &Path,
+    payload: &Path,
+    prefix: &str,
+    size: u64,
+) -> Result<(Vec<Phase>, u64)> {
+    let url = format!(
+        "{}/{}/{prefix}/big",
+        s.endpoint.trim_end_matches('/'),
+        s.bucket
+    );
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--fail", "-K"])
+        .arg(cfg)
+        // No `-H Expect:` to skip the 100-continue round trip: curl 7.88 then signs a header
+        // set that does not match the request and the server answers 403.
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+        .args(["-o", "/dev/null", "-w", "%{size_upload} %{size_download}"]);
+    match scenario {
+        "stream-write" => {
+            cmd.arg("-T").arg(payload);
+        }
+        "stream-read" => {}
+        other => bail!("curl has no {other} scenario"),
+    }
+    cmd.arg(&url);
+    let t = Instant::now();
+    let (out, rss) = spawn_measured(&mut cmd).with_context(|| format!("curl {scenario}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    let moved: Vec<u64> = out
+        .split_whitespace()
+        .filter_map(|v| v.parse::<f64>().ok().map(|f| f as u64))
+        .collect();
+    let n = if scenario == "stream-write" {
+        moved.first()
+    } else {
+        moved.get(1)
+    };
+    if n != Some(&size) {
+        bail!("curl {scenario} moved {out:?} bytes, expected {size}");
+    }
+    let mut requests = BTreeMap::new();
+    requests.insert(
+        if scenario == "stream-write" {
+            "PutObject"
+        } else {
+            "GetObject"
+        }
+        .to_owned(),
+        1,
+    );
+    Ok((
+        vec![Phase {
+            name: scenario.into(),
+            secs,
+            bytes: size,
+            ops: 1,
+            requests: Some(requests),
+        }],
+        rss,
+    ))
+}
