@@ -16,6 +16,7 @@ mod driver;
 mod error;
 mod factory;
 mod handle;
+mod lifecycle;
 pub mod params;
 mod path;
 pub mod walk;
@@ -27,6 +28,7 @@ pub use driver::{
 pub use error::{BoxError, Error, Result, WriterState};
 pub use factory::{DriverFactory, MiddlewareConfig, MiddlewareFactory, Registry};
 pub use handle::{Driver, Writer};
+pub use lifecycle::WriterLifecycle;
 pub use params::{Parameters, Value};
 pub use path::StoragePath;
 

@@ -45,7 +45,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use regstore_driver_api::{
     ByteStream, DriverFactory, Error, FileInfo, FileWriter, Parameters, Result, StorageDriver,
-    StoragePath, WriterState,
+    StoragePath, WriterLifecycle,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -626,9 +626,7 @@ impl StorageDriver for FilesystemDriver {
             buf: Vec::new(),
             buf_len: 0,
             size: opened.size,
-            closed: false,
-            committed: false,
-            cancelled: false,
+            lifecycle: WriterLifecycle::new(DRIVER_NAME, path.clone()),
         }))
     }
 
@@ -783,9 +781,7 @@ pub struct FilesystemWriter {
     buf: Vec<Bytes>,
     buf_len: usize,
     size: u64,
-    closed: bool,
-    committed: bool,
-    cancelled: bool,
+    lifecycle: WriterLifecycle,
 }
 
 impl fmt::Debug for FilesystemWriter {
@@ -794,35 +790,12 @@ impl fmt::Debug for FilesystemWriter {
             .field("path", &self.path)
             .field("size", &self.size)
             .field("resumed", &self.resumed)
-            .field("closed", &self.closed)
-            .field("committed", &self.committed)
-            .field("cancelled", &self.cancelled)
+            .field("lifecycle", &self.lifecycle)
             .finish()
     }
 }
 
 impl FilesystemWriter {
-    fn state_error(&self, state: WriterState) -> Error {
-        Error::WriterState {
-            driver: DRIVER_NAME.to_owned(),
-            path: self.path.as_str().to_owned(),
-            state,
-        }
-    }
-
-    /// The error for using an ended writer, checked in distribution's order.
-    fn check_open(&self) -> Result<()> {
-        if self.closed {
-            Err(self.state_error(WriterState::Closed))
-        } else if self.committed {
-            Err(self.state_error(WriterState::Committed))
-        } else if self.cancelled {
-            Err(self.state_error(WriterState::Cancelled))
-        } else {
-            Ok(())
-        }
-    }
-
     fn take_file(&mut self) -> Result<File> {
         self.file.take().ok_or_else(|| {
             Error::backend(
@@ -865,7 +838,7 @@ impl FilesystemWriter {
 #[async_trait]
 impl FileWriter for FilesystemWriter {
     async fn write(&mut self, data: Bytes) -> Result<()> {
-        self.check_open()?;
+        self.lifecycle.check_open()?;
         if data.is_empty() {
             return Ok(());
         }
@@ -883,12 +856,8 @@ impl FileWriter for FilesystemWriter {
     }
 
     async fn close(&mut self) -> Result<()> {
-        if self.closed {
-            return Err(self.state_error(WriterState::Closed));
-        }
-        self.closed = true;
         // After commit or cancel there is nothing left to flush.
-        if self.committed || self.cancelled {
+        if !self.lifecycle.close()? {
             return Ok(());
         }
         self.flush(false).await?;
@@ -907,8 +876,7 @@ impl FileWriter for FilesystemWriter {
     }
 
     async fn cancel(&mut self) -> Result<()> {
-        self.check_open()?;
-        self.cancelled = true;
+        self.lifecycle.cancel()?;
         self.buf.clear();
         self.buf_len = 0;
         self.file = None;
@@ -923,7 +891,7 @@ impl FileWriter for FilesystemWriter {
     }
 
     async fn commit(&mut self) -> Result<()> {
-        self.check_open()?;
+        self.lifecycle.check_open()?;
         self.flush(true).await?;
         let (work, p) = (self.work_path.clone(), self.path.clone());
         let name = self.path.base_name().to_owned();
@@ -937,7 +905,7 @@ impl FileWriter for FilesystemWriter {
             })
             .await??;
         self.owns_work_file = false;
-        self.committed = true;
+        self.lifecycle.committed();
         self.file = None;
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use super::*;
 use futures::TryStreamExt;
-use regstore_driver_api::{Driver, Registry, WalkControl, WalkOptions};
+use regstore_driver_api::{Driver, Registry, WalkControl, WalkOptions, WriterState};
 
 fn setup() -> (tempfile::TempDir, Driver) {
     let dir = tempfile::tempdir().expect("tempdir");

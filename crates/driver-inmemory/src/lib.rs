@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use regstore_driver_api::{
     ByteStream, DriverFactory, Error, FileInfo, FileWriter, Parameters, Result, StorageDriver,
-    StoragePath, WriterState,
+    StoragePath, WriterLifecycle,
 };
 
 /// Registration name of this driver, used in every error message.
@@ -190,9 +190,7 @@ impl StorageDriver for InMemoryDriver {
             upload_id: self.new_upload_id(),
             chunks: Vec::new(),
             size: 0,
-            closed: false,
-            committed: false,
-            cancelled: false,
+            lifecycle: WriterLifecycle::new(DRIVER_NAME, path.clone()),
         };
         if append {
             let st = self.read();
@@ -296,9 +294,7 @@ pub struct InMemoryWriter {
     upload_id: u64,
     chunks: Vec<Bytes>,
     size: u64,
-    closed: bool,
-    committed: bool,
-    cancelled: bool,
+    lifecycle: WriterLifecycle,
 }
 
 impl fmt::Debug for InMemoryWriter {
@@ -306,35 +302,12 @@ impl fmt::Debug for InMemoryWriter {
         f.debug_struct("InMemoryWriter")
             .field("path", &self.path)
             .field("size", &self.size)
-            .field("closed", &self.closed)
-            .field("committed", &self.committed)
-            .field("cancelled", &self.cancelled)
+            .field("lifecycle", &self.lifecycle)
             .finish()
     }
 }
 
 impl InMemoryWriter {
-    fn state_error(&self, state: WriterState) -> Error {
-        Error::WriterState {
-            driver: DRIVER_NAME.to_owned(),
-            path: self.path.as_str().to_owned(),
-            state,
-        }
-    }
-
-    /// The error for using an ended writer, checked in distribution's order.
-    fn check_open(&self) -> Result<()> {
-        if self.closed {
-            Err(self.state_error(WriterState::Closed))
-        } else if self.committed {
-            Err(self.state_error(WriterState::Committed))
-        } else if self.cancelled {
-            Err(self.state_error(WriterState::Cancelled))
-        } else {
-            Ok(())
-        }
-    }
-
     fn content(&self) -> Bytes {
         match self.chunks.as_slice() {
             [] => Bytes::new(),
@@ -364,7 +337,7 @@ impl InMemoryWriter {
 #[async_trait]
 impl FileWriter for InMemoryWriter {
     async fn write(&mut self, data: Bytes) -> Result<()> {
-        self.check_open()?;
+        self.lifecycle.check_open()?;
         if !data.is_empty() {
             self.size += data.len() as u64;
             self.chunks.push(data);
@@ -377,12 +350,8 @@ impl FileWriter for InMemoryWriter {
     }
 
     async fn close(&mut self) -> Result<()> {
-        if self.closed {
-            return Err(self.state_error(WriterState::Closed));
-        }
-        self.closed = true;
         // After commit or cancel there is nothing left to flush.
-        if self.committed || self.cancelled {
+        if !self.lifecycle.close()? {
             return Ok(());
         }
         let upload = Upload {
@@ -400,8 +369,7 @@ impl FileWriter for InMemoryWriter {
     }
 
     async fn cancel(&mut self) -> Result<()> {
-        self.check_open()?;
-        self.cancelled = true;
+        self.lifecycle.cancel()?;
         self.chunks.clear();
         let driver = self.driver.clone();
         self.drop_own_upload(&mut driver.write());
@@ -409,7 +377,7 @@ impl FileWriter for InMemoryWriter {
     }
 
     async fn commit(&mut self) -> Result<()> {
-        self.check_open()?;
+        self.lifecycle.check_open()?;
         let data = self.content();
         let driver = self.driver.clone();
         let mut st = driver.write();
@@ -423,7 +391,7 @@ impl FileWriter for InMemoryWriter {
         );
         self.drop_own_upload(&mut st);
         drop(st);
-        self.committed = true;
+        self.lifecycle.committed();
         self.chunks.clear();
         Ok(())
     }

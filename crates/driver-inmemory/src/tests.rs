@@ -2,7 +2,7 @@
 
 use super::*;
 use futures::TryStreamExt;
-use regstore_driver_api::{Driver, Registry, WalkControl, WalkOptions};
+use regstore_driver_api::{Driver, Registry, WalkControl, WalkOptions, WriterState};
 
 fn driver() -> Driver {
     Driver::new(Arc::new(InMemoryDriver::new()))
