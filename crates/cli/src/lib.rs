@@ -180,21 +180,27 @@ pub enum Command {
 /// `uploads` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum UploadsAction {
-    /// List incomplete multipart uploads.
+    /// List incomplete multipart uploads at or below a path: path, upload id, start time, age.
     Ls {
-        /// Only uploads started longer ago than this (e.g. 24h, 7d).
+        /// Only uploads started longer ago than this (e.g. 90m, 24h, 7d).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
         older_than: Option<std::time::Duration>,
+        /// Storage path: the upload of this path and every upload below it.
+        #[arg(default_value = "/")]
+        path: String,
     },
-    /// Abort incomplete multipart uploads: those older than --older-than, or with --all every
-    /// one under the root directory (a running registry's open pushes would fail).
+    /// Abort incomplete multipart uploads at or below a path: those older than --older-than,
+    /// or with --all every one (a running registry's open pushes would fail).
     Abort {
-        /// Only uploads started longer ago than this (e.g. 24h, 7d).
+        /// Only uploads started longer ago than this (e.g. 90m, 24h, 7d).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, conflicts_with = "all")]
         older_than: Option<std::time::Duration>,
-        /// Abort every upload under the root directory, however recent.
+        /// Abort every upload at or below the path, however recent.
         #[arg(long)]
         all: bool,
+        /// Storage path: the upload of this path and every upload below it.
+        #[arg(default_value = "/")]
+        path: String,
     },
 }
 

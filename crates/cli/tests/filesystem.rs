@@ -336,6 +336,7 @@ fn uploads_is_unsupported_on_filesystem() {
     let c = cfg(&sb);
     for action in [
         &["uploads", "ls"][..],
+        &["uploads", "ls", "/docker"],
         &["uploads", "abort", "--older-than", "24h"],
         &["uploads", "abort", "--all"],
     ] {

@@ -277,43 +277,165 @@ async fn check_on_s3_cleans_its_scratch_prefix() {
     cleanup(&driver, &s3).await;
 }
 
+/// Leaves an incomplete multipart upload at `path`: a writer closed without commit after
+/// 6 MiB (one 5 MiB part is on the server).
+async fn leave_upload(driver: &Driver, path: &str) {
+    let mut w = driver.writer(path, false).await.unwrap();
+    w.write(common::pseudo_random(1, 6 * 1024 * 1024))
+        .await
+        .unwrap();
+    w.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uploads_abort_all_removes_closed_uploads() {
+async fn uploads_ls_and_abort_by_age() {
     let Some(env) = s3_env() else { return };
     let sb = Sandbox::new();
     let root = unique_root("uploads");
     let (driver, s3) = env.driver(&root).await;
     let c = env.config(&sb, "s3.yml", &root);
     let c = c.to_str().unwrap();
+    let data = "/docker/registry/v2/repositories/app/_uploads/u1/data";
+    leave_upload(&driver, data).await;
+    leave_upload(&driver, "/docker/elsewhere").await;
 
-    // A writer closed without commit leaves a resumable multipart upload behind.
-    let mut w = driver
-        .writer("/docker/_uploads/u1/data", false)
+    // Human listing: a header and one row per upload, with its path, id and age.
+    let ids: Vec<String> = s3
+        .list_incomplete_uploads(&regstore_driver_api::StoragePath::root())
         .await
-        .unwrap();
-    w.write(common::pseudo_random(1, 6 * 1024 * 1024))
-        .await
-        .unwrap();
-    w.close().await.unwrap();
-    assert!(driver
-        .writer("/docker/_uploads/u1/data", true)
-        .await
-        .is_ok());
+        .unwrap()
+        .into_iter()
+        .map(|u| u.upload_id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let out = sb.run(&["--config", c, "uploads", "ls"]).ok().out();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].contains("UPLOAD ID") && lines[0].contains("PATH"),
+        "{out}"
+    );
+    assert!(
+        lines[1].ends_with("/docker/elsewhere") && lines[1].contains(&ids[0]),
+        "{out}"
+    );
+    assert!(
+        lines[2].ends_with(data) && lines[2].contains(&ids[1]),
+        "{out}"
+    );
 
-    // Without --all or --older-than, abort refuses to guess.
-    sb.run(&["--config", c, "uploads", "abort"]).fails_with(2);
+    // JSON, restricted to a subtree: only the upload below it, with a recent start time.
+    let doc = sb
+        .run(&["--config", c, "--json", "uploads", "ls", "/docker/registry"])
+        .ok()
+        .json();
+    let listed = doc["uploads"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{doc}");
+    assert_eq!(listed[0]["path"], data);
+    assert_eq!(listed[0]["upload_id"], ids[1].as_str());
+    assert!(
+        listed[0]["initiated"].as_str().unwrap().ends_with('Z'),
+        "{doc}"
+    );
+    assert!(listed[0]["age_seconds"].as_u64().unwrap() < 600, "{doc}");
+    // Nothing is an hour old yet.
+    let doc = sb
+        .run(&[
+            "--config",
+            c,
+            "--json",
+            "uploads",
+            "ls",
+            "--older-than",
+            "1h",
+        ])
+        .ok()
+        .json();
+    assert_eq!(doc["uploads"].as_array().unwrap().len(), 0, "{doc}");
+
+    // Without --all or --older-than, abort refuses to guess; a bad path is invalid input.
+    let line = sb.run(&["--config", c, "uploads", "abort"]).fails_with(2);
+    assert!(line.contains("--older-than"), "{line}");
+    sb.run(&["--config", c, "uploads", "abort", "--all", "docker"])
+        .fails_with(2);
+    // clap's own usage error (several lines), also exit 2.
+    let r = sb.run(&[
+        "--config",
+        c,
+        "uploads",
+        "abort",
+        "--all",
+        "--older-than",
+        "1h",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    // --older-than 1h keeps both.
+    let doc = sb
+        .run(&[
+            "--config",
+            c,
+            "--json",
+            "uploads",
+            "abort",
+            "--older-than",
+            "1h",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        (doc["aborted"].as_u64(), doc["kept"].as_u64()),
+        (Some(0), Some(2)),
+        "{doc}"
+    );
+    assert_eq!(
+        s3.list_incomplete_uploads(&regstore_driver_api::StoragePath::root())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(driver.writer(data, true).await.is_ok());
+
+    // --older-than 0s below the registry tree takes exactly that one.
+    let out = sb
+        .run(&[
+            "--config",
+            c,
+            "uploads",
+            "abort",
+            "--older-than",
+            "0s",
+            "/docker/registry",
+        ])
+        .ok()
+        .out();
+    assert!(
+        out.contains(&format!("aborted {data} ({}", ids[1])),
+        "{out}"
+    );
+    assert!(
+        out.contains("aborted 1 incomplete multipart upload(s)"),
+        "{out}"
+    );
+    let err = driver.writer(data, true).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    let out = sb.run(&["--config", c, "uploads", "ls"]).ok().out();
+    assert!(
+        out.contains("/docker/elsewhere") && !out.contains(data),
+        "{out}"
+    );
+
+    // --all takes the rest; afterwards the listing says there is nothing.
     let doc = sb
         .run(&["--config", c, "--json", "uploads", "abort", "--all"])
         .ok()
         .json();
-    assert!(doc["aborted"].as_u64().unwrap() >= 1, "{doc}");
-    let err = driver
-        .writer("/docker/_uploads/u1/data", true)
-        .await
-        .unwrap_err();
-    assert!(err.is_not_found(), "{err}");
-    // Listing needs start times the S3 driver does not expose yet: said, not faked.
-    let line = sb.run(&["--config", c, "uploads", "ls"]).fails_with(2);
-    assert!(line.contains("unsupported"), "{line}");
+    assert_eq!(doc["aborted"].as_u64(), Some(1), "{doc}");
+    assert_eq!(doc["uploads"][0]["path"], "/docker/elsewhere");
+    assert_eq!(doc["uploads"][0]["result"], "aborted");
+    let out = sb.run(&["--config", c, "uploads", "ls"]).ok().out();
+    assert!(out.starts_with("no incomplete multipart uploads"), "{out}");
+    assert_eq!(s3.abort_uploads_under_root().await.unwrap(), 0);
     cleanup(&driver, &s3).await;
 }
