@@ -1,7 +1,8 @@
 //! Bounded soak of the S3 driver through the fault-injection proxy (`cargo xtask soak`).
 //!
 //! ```text
-//! cargo run -p regstore-driver-s3 --example soak -- --seconds 60 [--workers 64] [--rate 0.2] [--seed N]
+//! cargo run -p regstore-driver-s3 --example soak -- --seconds 60 [--workers 64] [--rate 0.2]
+//!     [--seed N] [--write-mib-per-sec 16]
 //! ```
 //!
 //! The S3 server comes from the test environment contract (`REGSTORE_S3_ENDPOINT`,
@@ -10,11 +11,12 @@
 //! [`FaultProxy`] in front of it resets, stalls, truncates and answers `503 SlowDown` /
 //! `500 InternalError` for `--rate` of the requests. `--workers` tasks then, until the time is
 //! up, write objects of random sizes (0–12 MiB; `put_content`, multipart writers, writers closed
-//! and resumed with `append`, writers cancelled) and read back random earlier objects (whole or
-//! from an offset), checking every read against the SHA-256 of what was written.
+//! and resumed with `append`, writers cancelled; 30% of operations), delete earlier objects
+//! (10%), and read back random earlier objects (60%, whole or from an offset), checking every
+//! read against the SHA-256 of what was written.
 //!
 //! At the end a driver that bypasses the proxy checks every committed object (lost or corrupted
-//! objects fail the run), that no cancelled object is visible, that no object whose write
+//! objects fail the run), that no cancelled or deleted object is visible, that no object whose write
 //! failed holds other bytes than the ones written, and that no multipart upload is left under
 //! the soak's root (any left are listed, counted and aborted). The driver aborts the orphans of
 //! `CreateMultipartUpload` requests the proxy reset after the server had created an upload
@@ -46,6 +48,7 @@ struct Options {
     workers: usize,
     rate: f64,
     seed: u64,
+    write_mib_per_sec: u64,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -53,6 +56,7 @@ fn parse_args() -> Result<Options, String> {
         seconds: 60,
         workers: 64,
         rate: 0.2,
+        write_mib_per_sec: 16,
         seed: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -66,6 +70,11 @@ fn parse_args() -> Result<Options, String> {
             "--workers" => o.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
             "--rate" => o.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
             "--seed" => o.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--write-mib-per-sec" => {
+                o.write_mib_per_sec = value()?
+                    .parse()
+                    .map_err(|e| format!("--write-mib-per-sec: {e}"))?
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -135,6 +144,28 @@ struct Object {
     len: usize,
 }
 
+/// Caps the bytes written per second over the run: RGW on memstore keeps every written byte
+/// (and every part of every upload) in RAM until its garbage collection runs, so an unbounded
+/// soak fills a 4 GiB store within a minute and the server stops answering.
+struct WriteBudget {
+    started: Instant,
+    bytes_per_sec: u64,
+    granted: AtomicU64,
+}
+
+impl WriteBudget {
+    /// Takes `len` bytes of budget if the run has earned them by now.
+    fn take(&self, len: u64) -> bool {
+        let earned = (self.started.elapsed().as_secs_f64() * self.bytes_per_sec as f64) as u64
+            + 16 * MIB as u64;
+        self.granted
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |g| {
+                (g + len <= earned).then_some(g + len)
+            })
+            .is_ok()
+    }
+}
+
 /// Shared tallies.
 #[derive(Default)]
 struct Tally {
@@ -143,6 +174,8 @@ struct Tally {
     resumed: AtomicU64,
     cancelled: AtomicU64,
     write_errors: AtomicU64,
+    deletes: AtomicU64,
+    delete_errors: AtomicU64,
     reads: AtomicU64,
     read_retries: AtomicU64,
     read_failures: AtomicU64,
@@ -156,11 +189,13 @@ struct Tally {
 struct Ledger {
     committed: HashMap<StoragePath, Object>,
     cancelled: Vec<StoragePath>,
+    deleted: Vec<StoragePath>,
     uncertain: HashMap<StoragePath, Object>,
 }
 
 struct Worker {
     id: usize,
+    budget: Arc<WriteBudget>,
     driver: S3Driver,
     pool: Arc<Pool>,
     tally: Arc<Tally>,
@@ -181,8 +216,20 @@ impl Worker {
 
     async fn run(mut self, until: Instant) {
         while Instant::now() < until {
-            if self.mine.is_empty() || self.rng.chance(50) {
-                self.write().await;
+            // A third writes, a tenth deletes, the rest reads: RGW on memstore keeps every
+            // written byte in RAM until its garbage collection, so writes are the scarce part.
+            let roll = self.rng.below(100);
+            if self.mine.is_empty() || roll < 30 {
+                if !self.write().await {
+                    // Over the write budget: read instead, or wait a little.
+                    if self.mine.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    } else {
+                        self.read().await;
+                    }
+                }
+            } else if roll < 40 {
+                self.delete().await;
             } else {
                 self.read().await;
             }
@@ -201,10 +248,14 @@ impl Worker {
         }
     }
 
-    async fn write(&mut self) {
+    /// Writes one object; `false` (nothing done) when the write budget is spent for now.
+    async fn write(&mut self) -> bool {
+        let obj = self.random_object();
+        if !self.budget.take(obj.len as u64) {
+            return false;
+        }
         self.n += 1;
         let p = path(&format!("/w{:03}/o{:05}", self.id, self.n));
-        let obj = self.random_object();
         let data = self.pool.object(&obj);
         let mode = self.rng.below(100);
         let result = if mode < 25 {
@@ -245,6 +296,7 @@ impl Worker {
                 self.ledger().uncertain.insert(p, obj);
             }
         }
+        true
     }
 
     /// Writes `data` in random slices; commits unless `keep_open`, then the writer is closed.
@@ -318,6 +370,34 @@ impl Worker {
         let cancelled = w.cancel().await;
         wrote?;
         cancelled
+    }
+
+    /// Deletes one of this worker's objects and checks it is gone.
+    async fn delete(&mut self) {
+        let i = self.rng.below(self.mine.len() as u64) as usize;
+        let (p, _) = self.mine.swap_remove(i);
+        self.tally.deletes.fetch_add(1, Ordering::Relaxed);
+        let outcome = match self.driver.delete(&p).await {
+            Ok(()) => Ok(()),
+            // A retried delete whose first attempt went through finds nothing: still gone.
+            Err(Error::PathNotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => {
+                self.ledger().committed.remove(&p);
+                self.ledger().deleted.push(p);
+            }
+            Err(e) => {
+                eprintln!("soak: delete {p} failed: {e}");
+                self.tally.delete_errors.fetch_add(1, Ordering::Relaxed);
+                // Its state is unknown now: gone, or still the committed bytes.
+                let obj = self.ledger().committed.remove(&p);
+                if let Some(obj) = obj {
+                    self.ledger().uncertain.insert(p, obj);
+                }
+            }
+        }
     }
 
     async fn read(&mut self) {
@@ -441,23 +521,31 @@ async fn soak() -> Result<bool, String> {
     let proxied = driver(
         &params(&proxy.endpoint(), &bucket, &root)?
             .with("requesttimeout", "4s")
-            .with("maxretries", "6"),
+            .with("maxretries", "6")
+            // A server that stops answering ends the soak within minutes, not hours.
+            .with("operationtimeout", "60s"),
     )?;
 
     println!(
         "soak: {}s, {} workers, fault rate {:.2} (seed {}), objects 0-12 MiB, chunksize 5 MiB, \
-         root {bucket}/{root}",
-        o.seconds, o.workers, o.rate, o.seed
+         writes capped at {} MiB/s, root {bucket}/{root}",
+        o.seconds, o.workers, o.rate, o.seed, o.write_mib_per_sec
     );
     let pool = Arc::new(Pool::new(o.seed));
     let tally = Arc::new(Tally::default());
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let started = Instant::now();
     let until = started + Duration::from_secs(o.seconds);
+    let budget = Arc::new(WriteBudget {
+        started,
+        bytes_per_sec: o.write_mib_per_sec * MIB as u64,
+        granted: AtomicU64::new(0),
+    });
     let mut tasks = Vec::new();
     for id in 0..o.workers {
         let w = Worker {
             id,
+            budget: Arc::clone(&budget),
             driver: proxied.clone(),
             pool: Arc::clone(&pool),
             tally: Arc::clone(&tally),
@@ -504,6 +592,13 @@ async fn soak() -> Result<bool, String> {
             visible_cancelled += 1;
         }
     }
+    let mut resurrected = 0;
+    for p in &ledger.deleted {
+        if direct.stat(p).await.is_ok() {
+            eprintln!("soak: deleted object {p} is visible");
+            resurrected += 1;
+        }
+    }
     for (p, obj) in &ledger.uncertain {
         match direct.get_content(p).await {
             Ok(b) if sha256(&b) != sha256(&pool.object(obj)) => {
@@ -531,7 +626,7 @@ async fn soak() -> Result<bool, String> {
     println!("ran {:.1}s", ran.as_secs_f64());
     println!(
         "operations: {} writes committed (put_content {}, multipart writer {}, closed+resumed {}), \
-         {} writers cancelled, {} writes failed; {} reads ({} re-read after an error, {} failed 4 times); \
+         {} writers cancelled, {} writes failed; {} deletes ({} failed); {} reads ({} re-read after an error, {} failed 4 times); \
          {:.1} MiB written, {:.1} MiB read",
         writes,
         t(&tally.put_content),
@@ -539,6 +634,8 @@ async fn soak() -> Result<bool, String> {
         t(&tally.resumed),
         t(&tally.cancelled),
         t(&tally.write_errors),
+        t(&tally.deletes),
+        t(&tally.delete_errors),
         t(&tally.reads),
         t(&tally.read_retries),
         t(&tally.read_failures),
@@ -566,13 +663,15 @@ async fn soak() -> Result<bool, String> {
     );
     println!(
         "verification: {} committed objects checked by SHA-256: {} corrupted, {} lost; \
-         {} corrupted reads; {} cancelled objects visible; {} failed writes with other bytes; \
+         {} corrupted reads; {} cancelled and {} deleted objects visible; \
+         {} failed writes with other bytes; \
          {} multipart uploads left, {} worker panics",
         sorted.len(),
         corrupted,
         lost,
         t(&tally.corrupted_reads),
         visible_cancelled,
+        resurrected,
         uncertain_bad,
         leaked,
         panicked
@@ -581,6 +680,7 @@ async fn soak() -> Result<bool, String> {
         && lost == 0
         && t(&tally.corrupted_reads) == 0
         && visible_cancelled == 0
+        && resurrected == 0
         && uncertain_bad == 0
         && leaked == 0
         && panicked == 0
