@@ -29,6 +29,10 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 10 * MIB;
 pub const DEFAULT_MULTIPART_COPY_SIZE: u64 = 32 * MIB;
 /// Default `multipartcopymaxconcurrency`.
 pub const DEFAULT_MULTIPART_COPY_MAX_CONCURRENCY: u64 = 100;
+/// Default `multipartuploadconcurrency`: parts of one writer uploading at once.
+pub const DEFAULT_MULTIPART_UPLOAD_CONCURRENCY: u64 = 4;
+/// Largest `multipartuploadconcurrency`: a writer holds up to this many parts plus one in memory.
+pub const MAX_MULTIPART_UPLOAD_CONCURRENCY: u64 = 64;
 /// Default `urlexpiry` (distribution's fixed 20 minutes).
 pub const DEFAULT_REDIRECT_EXPIRY: Duration = Duration::from_secs(20 * 60);
 /// Longest presigned URL SigV4 allows (7 days).
@@ -97,6 +101,7 @@ const KNOWN_KEYS: &[&str] = &[
     "multipartcopychunksize",
     "multipartcopymaxconcurrency",
     "multipartcopythresholdsize",
+    "multipartuploadconcurrency",
     "rootdirectory",
     "storageclass",
     "objectacl",
@@ -147,6 +152,10 @@ pub struct S3Config {
     /// Objects up to this size move with one `CopyObject` (`multipartcopythresholdsize`,
     /// [0, 5 GiB], default 32 MiB); larger ones use multipart copy.
     pub multipart_copy_threshold_size: u64,
+    /// Parts one writer uploads at once while its caller keeps writing
+    /// (`multipartuploadconcurrency`, [1, 64], default 4). A writer holds at most
+    /// `chunk_size × (this + 1)` bytes: the parts in flight and the one being filled.
+    pub multipart_upload_concurrency: usize,
     /// Key prefix (`rootdirectory`), normalised to `""` or `"some/prefix/"`: no leading `/`,
     /// exactly one trailing `/`. Key = `root_directory + path[1..]`, byte-compatible with
     /// distribution's `TrimLeft(TrimRight(root, "/") + path, "/")`.
@@ -431,6 +440,13 @@ impl S3Config {
             0,
             MAX_CHUNK_SIZE,
         )?;
+        let multipart_upload_concurrency = p.int_in_range(
+            DRIVER_NAME,
+            "multipartuploadconcurrency",
+            DEFAULT_MULTIPART_UPLOAD_CONCURRENCY,
+            1,
+            MAX_MULTIPART_UPLOAD_CONCURRENCY,
+        )? as usize;
 
         let root_directory =
             normalise_root(&p.string(DRIVER_NAME, "rootdirectory")?.unwrap_or_default());
@@ -559,6 +575,7 @@ impl S3Config {
             multipart_copy_chunk_size,
             multipart_copy_max_concurrency,
             multipart_copy_threshold_size,
+            multipart_upload_concurrency,
             root_directory,
             storage_class,
             object_acl,
@@ -853,6 +870,24 @@ idleconntimeout: 15
             ("multipartcopythresholdsize", 0),
         ] {
             S3Config::from_parameters(&base().with(key, v as i64)).unwrap();
+        }
+    }
+
+    #[test]
+    fn multipart_upload_concurrency_default_bounds_and_rejections() {
+        let c = S3Config::from_parameters(&base()).unwrap();
+        assert_eq!(c.multipart_upload_concurrency, 4);
+        for v in [1i64, 64] {
+            let c =
+                S3Config::from_parameters(&base().with("multipartuploadconcurrency", v)).unwrap();
+            assert_eq!(c.multipart_upload_concurrency, v as usize);
+        }
+        for v in [0i64, 65, -1] {
+            assert_err(
+                &base().with("multipartuploadconcurrency", v),
+                "multipartuploadconcurrency",
+                &["between 1 and 64"],
+            );
         }
     }
 

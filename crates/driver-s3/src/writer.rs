@@ -18,6 +18,14 @@
 //!   so regstore accepts this trade-off (as distribution does); registries on R2 should not
 //!   rely on resuming uploads larger than 5 MiB that were closed on a short part.
 //!
+//! Parts upload concurrently while the caller keeps writing: a full part is handed to a task
+//! of its own and `write` returns; with `multipartuploadconcurrency` parts in flight, the next
+//! full part waits for one of them (back-pressure), so a writer holds at most
+//! `chunksize × (concurrency + 1)` bytes whatever the object's size. The pieces the caller
+//! wrote go to the HTTP body as they are (reference-counted `Bytes`, no copy). `close` and
+//! `commit` wait for every part in flight and report the first failure; after a failed part
+//! the writer refuses further writes (its content has a hole), and `commit` aborts the upload.
+//!
 //! Finally the completed object is deleted again (distribution leaves it), so nothing is
 //! readable at the path before `commit` except during the few requests of a re-base. Two
 //! consequences: content committed at the path *before* this writer started is gone after a
@@ -29,7 +37,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use futures::stream::{FuturesUnordered, StreamExt};
 use regstore_driver_api::{Error, FileWriter, Result, StoragePath, WriterState};
+use tokio::task::JoinHandle;
 
 use crate::driver::Inner;
 use crate::error::DRIVER;
@@ -92,6 +102,16 @@ pub(crate) struct S3Writer {
     flushed: u64,
     buf: PartBuffer,
     chunk: usize,
+    /// Most parts uploading at once (`multipartuploadconcurrency`).
+    concurrency: usize,
+    /// Part uploads running on their own tasks; each yields its size and outcome.
+    in_flight: FuturesUnordered<JoinHandle<(u64, Result<PartInfo>)>>,
+    /// Bytes of the parts in flight (counted in `size` from the moment they are handed over).
+    in_flight_bytes: u64,
+    /// Number the next part gets (parts may finish out of order).
+    next_number: i64,
+    /// Why a part upload failed: the content has a hole, so the writer takes no more bytes.
+    failed: Option<String>,
     closed: bool,
     committed: bool,
     cancelled: bool,
@@ -104,6 +124,7 @@ impl fmt::Debug for S3Writer {
             .field("parts", &self.parts.len())
             .field("flushed", &self.flushed)
             .field("buffered", &self.buf.len)
+            .field("in_flight", &self.in_flight.len())
             .field("closed", &self.closed)
             .field("committed", &self.committed)
             .field("cancelled", &self.cancelled)
@@ -116,6 +137,7 @@ impl S3Writer {
         let chunk = usize::try_from(inner.api.config().chunk_size)
             .unwrap_or(usize::MAX)
             .max(MIN_PART as usize);
+        let concurrency = inner.api.config().multipart_upload_concurrency.max(1);
         S3Writer {
             inner,
             path,
@@ -125,6 +147,11 @@ impl S3Writer {
             flushed: 0,
             buf: PartBuffer::default(),
             chunk,
+            concurrency,
+            in_flight: FuturesUnordered::new(),
+            in_flight_bytes: 0,
+            next_number: 1,
+            failed: None,
             closed: false,
             committed: false,
             cancelled: false,
@@ -208,6 +235,7 @@ impl S3Writer {
         parts.dedup_by_key(|p| p.number);
         let mut w = Self::new(Arc::clone(&inner), path, key, upload.upload_id);
         w.flushed = parts.iter().map(|p| p.size).sum();
+        w.next_number = parts.last().map_or(1, |p| p.number + 1);
         w.parts = parts;
         Ok(w)
     }
@@ -233,25 +261,104 @@ impl S3Writer {
         }
     }
 
-    fn next_part_number(&self) -> i64 {
-        self.parts.last().map_or(1, |p| p.number + 1)
+    /// Refuses use after a failed part: later bytes would land after a missing part.
+    fn check_not_failed(&self) -> Result<()> {
+        match &self.failed {
+            Some(why) => Err(Error::backend(
+                DRIVER,
+                Some(self.path.as_str()),
+                format!("an earlier part upload of this writer failed ({why}); cancel it"),
+            )),
+            None => Ok(()),
+        }
     }
 
-    /// Uploads what is buffered as the next part (nothing if the buffer is empty).
+    /// Records one finished part upload; a failure poisons the writer and is returned.
+    fn settle(
+        &mut self,
+        joined: std::result::Result<(u64, Result<PartInfo>), tokio::task::JoinError>,
+    ) -> Result<()> {
+        let (len, outcome) = match joined {
+            Ok(done) => done,
+            Err(e) => (
+                0,
+                Err(Error::backend(
+                    DRIVER,
+                    Some(self.path.as_str()),
+                    format!("part upload task ended abnormally: {e}"),
+                )),
+            ),
+        };
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(len);
+        match outcome {
+            Ok(part) => {
+                self.flushed += part.size;
+                // Parts finish out of order; keep them sorted by number for ListParts-like
+                // use (re-base, completion).
+                let at = self.parts.partition_point(|p| p.number < part.number);
+                self.parts.insert(at, part);
+                Ok(())
+            }
+            Err(e) => {
+                if self.failed.is_none() {
+                    self.failed = Some(e.to_string());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits for every part in flight; the first failure is returned (after all have ended).
+    async fn drain(&mut self) -> Result<()> {
+        let mut first = None;
+        while let Some(joined) = self.in_flight.next().await {
+            if let Err(e) = self.settle(joined) {
+                first.get_or_insert(e);
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => self.check_not_failed(),
+        }
+    }
+
+    /// Hands what is buffered to a part upload of its own (nothing if the buffer is empty),
+    /// first waiting for a free slot when `concurrency` parts are in flight.
     async fn flush_part(&mut self) -> Result<()> {
+        self.check_not_failed()?;
         if self.buf.len == 0 {
             return Ok(());
         }
+        while self.in_flight.len() >= self.concurrency {
+            if let Some(joined) = self.in_flight.next().await {
+                self.settle(joined)?;
+            }
+        }
+        let len = self.buf.len as u64;
         let pieces = self.buf.take();
-        let number = self.next_part_number();
-        let part = self
-            .inner
-            .api
-            .upload_part(&self.key, &self.upload_id, number, pieces)
-            .await
-            .map_err(|e| e.into_backend(&self.path))?;
-        self.flushed += part.size;
-        self.parts.push(part);
+        let number = self.next_number;
+        self.next_number += 1;
+        let inner = Arc::clone(&self.inner);
+        let key = self.key.clone();
+        let upload_id = self.upload_id.clone();
+        let path = self.path.clone();
+        let upload = async move {
+            let outcome = inner
+                .api
+                .upload_part(&key, &upload_id, number, pieces)
+                .await
+                .map_err(|e| e.into_backend(&path));
+            (len, outcome)
+        };
+        self.in_flight_bytes += len;
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => self.in_flight.push(rt.spawn(upload)),
+            // Outside a runtime (never in practice: the HTTP client needs one) upload inline.
+            Err(_) => {
+                let done = upload.await;
+                self.settle(Ok(done))?;
+            }
+        }
         Ok(())
     }
 
@@ -325,6 +432,7 @@ impl S3Writer {
 
     /// Aborts the current upload, reporting `cause` (and an abort failure, if any).
     async fn abort_after(&mut self, cause: Error) -> Error {
+        self.stop_in_flight();
         match self
             .inner
             .api
@@ -340,10 +448,30 @@ impl S3Writer {
     }
 }
 
+impl S3Writer {
+    /// Stops the part uploads still running (their bytes are not wanted any more).
+    fn stop_in_flight(&mut self) {
+        for h in self.in_flight.iter() {
+            h.abort();
+        }
+        self.in_flight = FuturesUnordered::new();
+        self.in_flight_bytes = 0;
+    }
+}
+
+impl Drop for S3Writer {
+    /// A writer dropped without `close` loses its buffered bytes anyway; its part uploads
+    /// must not keep running (and holding memory) behind the caller's back.
+    fn drop(&mut self) {
+        self.stop_in_flight();
+    }
+}
+
 #[async_trait]
 impl FileWriter for S3Writer {
     async fn write(&mut self, mut data: Bytes) -> Result<()> {
         self.check_open()?;
+        self.check_not_failed()?;
         if data.is_empty() {
             return Ok(());
         }
@@ -367,9 +495,9 @@ impl FileWriter for S3Writer {
         Ok(())
     }
 
-    /// Uploaded bytes plus buffered ones: exact at every moment.
+    /// Uploaded bytes plus those in flight plus buffered ones: exact at every moment.
     fn size(&self) -> u64 {
-        self.flushed + self.buf.len as u64
+        self.flushed + self.in_flight_bytes + self.buf.len as u64
     }
 
     async fn close(&mut self) -> Result<()> {
@@ -380,13 +508,16 @@ impl FileWriter for S3Writer {
         if self.committed || self.cancelled {
             return Ok(());
         }
-        self.flush_part().await
+        let flushed = self.flush_part().await;
+        let drained = self.drain().await;
+        flushed.and(drained)
     }
 
     async fn cancel(&mut self) -> Result<()> {
         self.check_open()?;
         self.cancelled = true;
         self.buf.clear();
+        self.stop_in_flight();
         self.inner
             .api
             .abort_multipart_upload(&self.key, &self.upload_id)
@@ -396,8 +527,14 @@ impl FileWriter for S3Writer {
 
     async fn commit(&mut self) -> Result<()> {
         self.check_open()?;
-        // A failed part upload leaves the writer open, so the caller can still cancel.
-        self.flush_part().await?;
+        let flushed = self.flush_part().await;
+        let drained = self.drain().await;
+        if let Err(cause) = flushed.and(drained) {
+            // A part is missing: the upload can never be completed. Abort it so its parts do
+            // not linger (and bill), and end the writer.
+            self.cancelled = true;
+            return Err(self.abort_after(cause).await);
+        }
         if self.parts.is_empty() {
             // CompleteMultipartUpload needs at least one part: an empty blob is one empty part.
             let part = self
