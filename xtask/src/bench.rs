@@ -260,6 +260,12 @@ pub fn s3(r: &mut Runner, filter: Option<&str>) -> Result<()> {
         ])
         .args(["--concurrency", &CONCURRENCY.to_string()])
         .args(["--chunk-size-mib", &CHUNK_MIB.to_string()])
+        // The same in-flight limit object_store gets (also the driver's default, stated so the
+        // comparison does not silently change with it).
+        .args([
+            "--driver-param",
+            &format!("multipartuploadconcurrency={CONCURRENCY}"),
+        ])
         .env("REGSTORE_S3_ENDPOINT", &garage.endpoint)
         .env("REGSTORE_S3_ACCESS_KEY", &garage.access_key)
         .env("REGSTORE_S3_SECRET_KEY", &garage.secret_key)
