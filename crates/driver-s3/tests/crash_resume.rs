@@ -5,6 +5,10 @@
 //!   leaves an incomplete upload that `list_incomplete_uploads` shows, and a new process's
 //!   `writer(path, append = true)` resumes at exactly the bytes closed before the kill; the
 //!   committed object's SHA-256 is that of the closed bytes followed by the new ones.
+//! * If the child had handed a full part to an upload task after the reopen, the resumed size
+//!   is the closed bytes plus zero parts (killed before the part reached S3) or one part (after):
+//!   S3 keeps every part of an open upload, so a part that landed counts although it was never
+//!   closed. Either way the committed object is exactly the bytes written, SHA-256 checked.
 //! * A writer dropped without `close`/`cancel` (fresh, and after a resume) leaves exactly one
 //!   incomplete upload, no visible object, and `abort_incomplete_upload` (what `regstore
 //!   uploads abort` calls) removes it.
@@ -30,12 +34,23 @@ use common::MIB;
 
 /// Set (to the root directory to use) in the child's environment only.
 const CHILD_ENV: &str = "REGSTORE_CRASH_RESUME_CHILD_ROOT";
+/// Set in the child's environment to the number of bytes it writes after the reopen (default
+/// [`UNCLOSED`]).
+const UNCLOSED_ENV: &str = "REGSTORE_CRASH_RESUME_CHILD_UNCLOSED";
+/// Set in the child's environment to how long (ms) it waits after its last write before it
+/// says it is ready (default 0).
+const SETTLE_ENV: &str = "REGSTORE_CRASH_RESUME_CHILD_SETTLE_MS";
 /// What the child prints once it has closed, reopened and written the unclosed bytes.
 const READY: &str = "CRASH-CHILD-READY";
 /// Bytes written and closed before the kill: one full 5 MiB part and a short one.
 const CLOSED: usize = 5 * MIB as usize + 123;
 /// Bytes written after the reopen and never closed (less than a part, so only buffered).
 const UNCLOSED: usize = MIB as usize + 7;
+/// Bytes written after the reopen in the in-flight variant: one full part is handed to an
+/// upload task, then the child is killed at once, while that part may still be on its way.
+const UNCLOSED_WITH_PART: usize = 6 * MIB as usize + 7;
+/// The driver's part size in these tests (`chunksize` of `common::Env::params`).
+const PART: usize = 5 * MIB as usize;
 /// Bytes the resuming process adds after the closed ones.
 const REST: usize = 3 * MIB as usize + 5;
 /// The upload's path, shaped like a registry's upload data path.
@@ -73,6 +88,11 @@ fn whole() -> Bytes {
     content(0xC7A5_0001, CLOSED + REST)
 }
 
+/// What the child writes after the reopen and never closes.
+fn unclosed_bytes(len: usize) -> Bytes {
+    content(0xDEAD_0002, len)
+}
+
 /// Writes `data` in 1 MiB pieces (several part-buffer refills, like a registry's copy loop).
 async fn write_pieces(w: &mut dyn regstore_driver_api::FileWriter, data: &Bytes) {
     for piece in data.chunks(MIB as usize) {
@@ -107,9 +127,9 @@ async fn clean_up(driver: &S3Driver) {
     }
 }
 
-/// The child half of [`killed_process_resumes_at_closed_bytes`]; does nothing useful alone.
-/// It closes [`CLOSED`] bytes, reopens with `append`, writes [`UNCLOSED`] other bytes, prints
-/// [`READY`] and waits to be killed.
+/// The child half of the `killed_*` tests; does nothing useful alone. It closes [`CLOSED`]
+/// bytes, reopens with `append`, writes [`UNCLOSED_ENV`] (default [`UNCLOSED`]) other bytes,
+/// waits [`SETTLE_ENV`] ms, prints [`READY`] and waits to be killed.
 #[tokio::test]
 #[ignore = "child process of killed_process_resumes_at_closed_bytes, which runs it"]
 async fn crash_child() {
@@ -139,14 +159,27 @@ async fn crash_child() {
         Err(e) => panic!("child: writer(append): {e}"),
     };
     assert_eq!(w.size(), CLOSED as u64, "child: size after reopen");
-    // Bytes that must never show up: different from what the parent writes at that offset.
-    write_pieces(w.as_mut(), &content(0xDEAD_0002, UNCLOSED)).await;
+    let unclosed = match std::env::var(UNCLOSED_ENV) {
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) => n,
+            Err(e) => panic!("child: {UNCLOSED_ENV}={v:?}: {e}"),
+        },
+        Err(_) => UNCLOSED,
+    };
+    // Different from what the parent writes at that offset, so they are recognised if they
+    // show up.
+    write_pieces(w.as_mut(), &unclosed_bytes(unclosed)).await;
     assert_eq!(
         w.size(),
-        (CLOSED + UNCLOSED) as u64,
+        (CLOSED + unclosed) as u64,
         "child: size before kill"
     );
 
+    let settle = std::env::var(SETTLE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(settle)).await;
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{READY} {CLOSED}");
     let _ = out.flush();
@@ -156,10 +189,16 @@ async fn crash_child() {
     panic!("child: not killed within 600 s");
 }
 
-#[test]
-fn killed_process_resumes_at_closed_bytes() {
-    let Some(env) = common::s3_env() else { return };
-    let root = format!("/{}/", common::unique("regstore-crash-"));
+/// Runs [`crash_child`] on `root` with `unclosed` bytes after the reopen, kills it with SIGKILL
+/// once it is ready, and returns a driver on `root` (on `runtime`) after checking that it was
+/// killed by the signal; a child that fails or hangs fails the test after its root is cleaned.
+fn run_and_kill_child(
+    env: &common::Env,
+    runtime: &tokio::runtime::Runtime,
+    root: &str,
+    unclosed: usize,
+    settle: Duration,
+) -> S3Driver {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => panic!("cannot find this test binary to re-execute: {e}"),
@@ -172,7 +211,9 @@ fn killed_process_resumes_at_closed_bytes() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CHILD_ENV, &root)
+        .env(CHILD_ENV, root)
+        .env(UNCLOSED_ENV, unclosed.to_string())
+        .env(SETTLE_ENV, settle.as_millis().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -212,16 +253,8 @@ fn killed_process_resumes_at_closed_bytes() {
     let killed = child.kill();
     let status = child.wait();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => panic!("cannot build a runtime: {e}"),
-    };
     runtime.block_on(async {
-        let driver = env.driver_with(env.params(&root)).await;
+        let driver = env.driver_with(env.params(root)).await;
         if let Err(why) = ready {
             // Whatever the child got to write is removed before failing.
             clean_up(&driver).await;
@@ -238,6 +271,28 @@ fn killed_process_resumes_at_closed_bytes() {
                 Err(e) => panic!("waiting for the child: {e}"),
             }
         }
+        driver
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => panic!("cannot build a runtime: {e}"),
+    }
+}
+
+#[test]
+fn killed_process_resumes_at_closed_bytes() {
+    let Some(env) = common::s3_env() else { return };
+    let root = format!("/{}/", common::unique("regstore-crash-"));
+    let runtime = runtime();
+    let driver = run_and_kill_child(&env, &runtime, &root, UNCLOSED, Duration::ZERO);
+    runtime.block_on(async {
         let p = path(OBJECT);
         let data = whole();
 
@@ -281,6 +336,64 @@ fn killed_process_resumes_at_closed_bytes() {
             Ok(info) => assert_eq!(info.size, data.len() as u64, "stat size"),
             Err(e) => panic!("stat after commit: {e}"),
         }
+        match driver.list_incomplete_uploads(&StoragePath::root()).await {
+            Ok(u) => assert!(u.is_empty(), "uploads left after commit: {u:?}"),
+            Err(e) => panic!("list uploads after commit: {e}"),
+        }
+        clean_up(&driver).await;
+    });
+}
+
+/// The variant with a full part handed to an upload task after the reopen: the kill may come
+/// before or after that part reached S3. A part that reached S3 is part of the upload (S3 keeps
+/// it; nothing can tell it from a closed one), so the resumed size is the closed bytes plus
+/// zero or one part, never anything in between, and the committed object is exactly the bytes
+/// the child wrote up to that size followed by the new ones — never other bytes.
+#[test]
+fn killed_with_a_part_in_flight_resumes_at_a_part_boundary_of_written_bytes() {
+    killed_after_unclosed_part(Duration::ZERO, None);
+}
+
+/// The same, with the kill two seconds after the part was handed over, so it has reached S3:
+/// the resumed size is then the closed bytes plus that part. This is the case the "exactly the
+/// closed bytes" rule does not cover: S3 keeps every uploaded part of an open upload.
+#[test]
+fn killed_after_an_unclosed_part_landed_resumes_after_that_part() {
+    killed_after_unclosed_part(Duration::from_secs(2), Some(CLOSED + PART));
+}
+
+fn killed_after_unclosed_part(settle: Duration, expect: Option<usize>) {
+    let Some(env) = common::s3_env() else { return };
+    let root = format!("/{}/", common::unique("regstore-crash-"));
+    let runtime = runtime();
+    let driver = run_and_kill_child(&env, &runtime, &root, UNCLOSED_WITH_PART, settle);
+    runtime.block_on(async {
+        let p = path(OBJECT);
+        let written = [whole().slice(..CLOSED), unclosed_bytes(UNCLOSED_WITH_PART)].concat();
+        let mut w = match driver.writer(&p, true).await {
+            Ok(w) => w,
+            Err(e) => panic!("writer(append) after the kill: {e}"),
+        };
+        let size = w.size() as usize;
+        println!("resumed at {size} bytes ({CLOSED} closed, part size {PART})");
+        assert!(
+            expect.map_or(size == CLOSED || size == CLOSED + PART, |e| size == e),
+            "resumed size {size}: expected {expect:?}, or if None the closed {CLOSED} \
+             bytes, or those plus one {PART}-byte part"
+        );
+        let rest = content(0xC7A5_0003, REST);
+        write_pieces(w.as_mut(), &rest).await;
+        if let Err(e) = w.commit().await {
+            panic!("commit after resume: {e}");
+        }
+        drop(w);
+        let expected = [&written[..size], &rest[..]].concat();
+        let got = match driver.get_content(&p).await {
+            Ok(b) => b,
+            Err(e) => panic!("get_content after commit: {e}"),
+        };
+        assert_eq!(got.len(), expected.len(), "length of the committed object");
+        assert_eq!(sha256(&got), sha256(&expected), "SHA-256 of get_content");
         match driver.list_incomplete_uploads(&StoragePath::root()).await {
             Ok(u) => assert!(u.is_empty(), "uploads left after commit: {u:?}"),
             Err(e) => panic!("list uploads after commit: {e}"),
