@@ -122,3 +122,79 @@ fn concurrency_parameter_is_validated() {
         .with("multipartuploadconcurrency", 65i64);
     assert!(regstore_driver_s3::S3Config::from_parameters(&params).is_err());
 }
+
+/// Part uploads that fail: the failure surfaces (from a later `write` or from `commit`), the
+/// writer takes no more bytes, and nothing appears at the path. The proxy accepts one
+/// connection only (CreateMultipartUpload uses it) and the driver does not retry, so the part
+/// uploads fail.
+#[tokio::test]
+async fn a_failed_part_poisons_the_writer_and_commit_fails() {
+    use regstore_fault_proxy::{FaultProxy, ProxyConfig};
+    let Some(env) = common::s3_env() else { return };
+    let Some(upstream) = url_addr(&env.endpoint) else {
+        common::unavailable::<()>(&format!(
+            "the fault proxy forwards to a loopback address; {} is not one",
+            env.endpoint
+        ));
+        return;
+    };
+    let root = format!("/{}/", common::unique("regstore-wconc-fail-"));
+    let direct = env.driver_with(env.params(&root)).await;
+    let proxy = ok(
+        "fault proxy",
+        FaultProxy::start(
+            ProxyConfig::new(upstream)
+                .with_max_connections(1)
+                .with_run_for(std::time::Duration::from_secs(120)),
+        )
+        .await,
+    );
+    // Built directly (no bucket check) so the proxy's one connection is the upload's.
+    let params = env
+        .params(&root)
+        .with("regionendpoint", proxy.endpoint())
+        .with("maxretries", 0i64)
+        .with("multipartuploadconcurrency", 4i64);
+    let config = ok(
+        "config",
+        regstore_driver_s3::S3Config::from_parameters(&params),
+    );
+    let d = ok("driver", regstore_driver_s3::S3Driver::new(config));
+    let path = p("/failing");
+    let data = Bytes::from(content((5 * MIB) as usize * 5));
+    let mut w = ok("writer", d.writer(&path, false).await);
+    let mut failed = false;
+    for piece in data.chunks(MIB as usize) {
+        if w.write(data.slice_ref(piece)).await.is_err() {
+            failed = true;
+            break;
+        }
+    }
+    if failed {
+        assert!(
+            w.write(Bytes::from_static(b"more")).await.is_err(),
+            "a writer whose part failed must refuse further bytes"
+        );
+    }
+    assert!(
+        w.commit().await.is_err(),
+        "commit must report the failed part"
+    );
+    assert!(
+        w.write(Bytes::from_static(b"more")).await.is_err(),
+        "the writer is over after a failed commit"
+    );
+    match direct.stat(&path).await {
+        Err(regstore_driver_api::Error::PathNotFound { .. }) => {}
+        other => panic!("nothing may appear at the path after a failed commit, got {other:?}"),
+    }
+    let _ = direct.abort_uploads_under_root().await;
+    common::cleanup(&direct).await;
+}
+
+fn url_addr(endpoint: &str) -> Option<std::net::SocketAddr> {
+    let rest = endpoint.strip_prefix("http://")?;
+    let hostport = rest.split('/').next()?;
+    let addr: std::net::SocketAddr = hostport.parse().ok()?;
+    addr.ip().is_loopback().then_some(addr)
+}
