@@ -37,6 +37,9 @@ pub struct Setup {
     pub concurrency: usize,
     /// Extra regstore driver parameters (`key=value`).
     pub driver_params: Vec<(String, String)>,
+    /// object_store with `UNSIGNED-PAYLOAD` instead of its default SHA-256 of every body
+    /// (regstore's streamed part bodies are sent unsigned; see docs/benchmarks.md).
+    pub os_unsigned_payload: bool,
     pub seed: u64,
 }
 
@@ -57,6 +60,7 @@ impl Setup {
         chunk_size: u64,
         concurrency: usize,
         driver_params: Vec<(String, String)>,
+        os_unsigned_payload: bool,
     ) -> Result<Setup> {
         let var = |k: &str| {
             std::env::var(k)
@@ -75,6 +79,7 @@ impl Setup {
             chunk_size,
             concurrency,
             driver_params,
+            os_unsigned_payload,
             seed: 0x05ee_d0fb_17e5,
         })
     }
@@ -108,6 +113,7 @@ impl Setup {
             .with_secret_access_key(&self.secret_key)
             .with_region(&self.region)
             .with_bucket_name(&self.bucket)
+            .with_unsigned_payload(self.os_unsigned_payload)
             .with_client_options(ClientOptions::new().with_allow_http(true))
             .with_http_connector(CountingConnector { counts })
             .build()

@@ -54,6 +54,10 @@ struct Tuning {
     /// Extra regstore driver parameter, `key=value` (repeatable).
     #[arg(long = "driver-param")]
     driver_params: Vec<String>,
+    /// Let object_store send `UNSIGNED-PAYLOAD` as regstore does for part bodies (default: its
+    /// own default, a SHA-256 of every body).
+    #[arg(long)]
+    object_store_unsigned_payload: bool,
     /// Size of the streamed / moved object, MiB.
     #[arg(long, default_value_t = 1024)]
     size_mib: u64,
@@ -125,6 +129,7 @@ fn setup(t: &Tuning) -> Result<Setup> {
         t.chunk_size_mib * MIB,
         t.concurrency,
         parse_params(&t.driver_params)?,
+        t.object_store_unsigned_payload,
     )
 }
 
@@ -319,6 +324,7 @@ fn run(a: RunArgs) -> Result<()> {
         walk_count: t.walk_count,
         reps: a.reps,
         driver_params: t.driver_params.clone(),
+        object_store_unsigned_payload: t.object_store_unsigned_payload,
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -357,6 +363,9 @@ fn tuning_args(cmd: &mut Command, t: &Tuning) {
         .args(["--walk-count", &t.walk_count.to_string()]);
     for p in &t.driver_params {
         cmd.args(["--driver-param", p]);
+    }
+    if t.object_store_unsigned_payload {
+        cmd.arg("--object-store-unsigned-payload");
     }
 }
 

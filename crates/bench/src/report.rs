@@ -22,6 +22,9 @@ pub struct Meta {
     pub walk_count: usize,
     pub reps: usize,
     pub driver_params: Vec<String>,
+    /// object_store sent `UNSIGNED-PAYLOAD` (otherwise it hashed every body).
+    #[serde(default)]
+    pub object_store_unsigned_payload: bool,
     pub cpus: usize,
     pub total_secs: f64,
     pub unix_time: u64,
@@ -230,7 +233,7 @@ impl Report {
             s,
             "Server: {}; {} CPU(s); object {} MiB, part size {} MiB, {} parts in flight; \
              {} × {} B small objects, {} in flight; walk/delete of {}; {} repetitions \
-             (medians); run took {:.0} s. Driver parameters: {}.\n",
+             (medians); run took {:.0} s. Driver parameters: {}. object_store payload: {}.\n",
             m.server,
             m.cpus,
             m.size / (1024 * 1024),
@@ -246,6 +249,11 @@ impl Report {
                 "defaults".to_string()
             } else {
                 m.driver_params.join(", ")
+            },
+            if m.object_store_unsigned_payload {
+                "UNSIGNED-PAYLOAD"
+            } else {
+                "SHA-256 signed (its default)"
             }
         );
         let _ = writeln!(
