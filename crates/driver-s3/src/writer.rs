@@ -38,7 +38,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
-use regstore_driver_api::{Error, FileWriter, Result, StoragePath, WriterState};
+use regstore_driver_api::{Error, FileWriter, Result, StoragePath, WriterLifecycle};
 use tokio::task::JoinHandle;
 
 use crate::driver::Inner;
@@ -112,9 +112,7 @@ pub(crate) struct S3Writer {
     next_number: i64,
     /// Why a part upload failed: the content has a hole, so the writer takes no more bytes.
     failed: Option<String>,
-    closed: bool,
-    committed: bool,
-    cancelled: bool,
+    lifecycle: WriterLifecycle,
 }
 
 impl fmt::Debug for S3Writer {
@@ -125,9 +123,7 @@ impl fmt::Debug for S3Writer {
             .field("flushed", &self.flushed)
             .field("buffered", &self.buf.len)
             .field("in_flight", &self.in_flight.len())
-            .field("closed", &self.closed)
-            .field("committed", &self.committed)
-            .field("cancelled", &self.cancelled)
+            .field("lifecycle", &self.lifecycle)
             .finish()
     }
 }
@@ -140,6 +136,7 @@ impl S3Writer {
         let concurrency = inner.api.config().multipart_upload_concurrency.max(1);
         S3Writer {
             inner,
+            lifecycle: WriterLifecycle::new(DRIVER, path.clone()),
             path,
             key,
             upload_id,
@@ -152,9 +149,6 @@ impl S3Writer {
             in_flight_bytes: 0,
             next_number: 1,
             failed: None,
-            closed: false,
-            committed: false,
-            cancelled: false,
         }
     }
 
@@ -238,27 +232,6 @@ impl S3Writer {
         w.next_number = parts.last().map_or(1, |p| p.number + 1);
         w.parts = parts;
         Ok(w)
-    }
-
-    fn state_error(&self, state: WriterState) -> Error {
-        Error::WriterState {
-            driver: DRIVER.to_owned(),
-            path: self.path.to_string(),
-            state,
-        }
-    }
-
-    /// The error for using an ended writer, in distribution's order.
-    fn check_open(&self) -> Result<()> {
-        if self.closed {
-            Err(self.state_error(WriterState::Closed))
-        } else if self.committed {
-            Err(self.state_error(WriterState::Committed))
-        } else if self.cancelled {
-            Err(self.state_error(WriterState::Cancelled))
-        } else {
-            Ok(())
-        }
     }
 
     /// Refuses use after a failed part: later bytes would land after a missing part.
@@ -470,7 +443,7 @@ impl Drop for S3Writer {
 #[async_trait]
 impl FileWriter for S3Writer {
     async fn write(&mut self, mut data: Bytes) -> Result<()> {
-        self.check_open()?;
+        self.lifecycle.check_open()?;
         self.check_not_failed()?;
         if data.is_empty() {
             return Ok(());
@@ -479,7 +452,7 @@ impl FileWriter for S3Writer {
             if let Err(e) = self.rebase().await {
                 // The upload may be completed, aborted or half re-created: this writer can no
                 // longer tell, so it refuses further use instead of writing to the wrong one.
-                self.cancelled = true;
+                self.lifecycle.poison();
                 return Err(e);
             }
         }
@@ -501,11 +474,7 @@ impl FileWriter for S3Writer {
     }
 
     async fn close(&mut self) -> Result<()> {
-        if self.closed {
-            return Err(self.state_error(WriterState::Closed));
-        }
-        self.closed = true;
-        if self.committed || self.cancelled {
+        if !self.lifecycle.close()? {
             return Ok(());
         }
         let flushed = self.flush_part().await;
@@ -514,8 +483,7 @@ impl FileWriter for S3Writer {
     }
 
     async fn cancel(&mut self) -> Result<()> {
-        self.check_open()?;
-        self.cancelled = true;
+        self.lifecycle.cancel()?;
         self.buf.clear();
         self.stop_in_flight();
         self.inner
@@ -526,13 +494,13 @@ impl FileWriter for S3Writer {
     }
 
     async fn commit(&mut self) -> Result<()> {
-        self.check_open()?;
+        self.lifecycle.check_open()?;
         let flushed = self.flush_part().await;
         let drained = self.drain().await;
         if let Err(cause) = flushed.and(drained) {
             // A part is missing: the upload can never be completed. Abort it so its parts do
             // not linger (and bill), and end the writer.
-            self.cancelled = true;
+            self.lifecycle.poison();
             return Err(self.abort_after(cause).await);
         }
         if self.parts.is_empty() {
@@ -545,7 +513,7 @@ impl FileWriter for S3Writer {
                 .map_err(|e| e.into_backend(&self.path))?;
             self.parts.push(part);
         }
-        self.committed = true;
+        self.lifecycle.committed();
         if let Err(e) = self
             .inner
             .api
