@@ -976,6 +976,11 @@ fn connector(
     http.set_connect_timeout(Some(connect_timeout));
     let mut tls = native_tls::TlsConnector::builder();
     if skip_verify {
+        // Said once per driver, at start-up: a config that turns verification off should be
+        // visible in the logs, not only in the file.
+        tracing::warn!(
+            "s3aws: skipverify is set: TLS certificates and host names are not verified"
+        );
         tls.danger_accept_invalid_certs(true)
             .danger_accept_invalid_hostnames(true);
     }
