@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
-use crate::{Error, Result, StoragePath};
+use crate::{Result, StoragePath};
 
 /// A stream of an object's bytes, read lazily from the backend; never the whole object at once.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + 'static>>;
@@ -165,7 +165,7 @@ impl WalkOptions {
 ///
 /// Paths reaching these methods are already validated by [`crate::Driver`]: object paths are
 /// never `/`, offsets are never negative. Implementations must be safe to call concurrently and
-/// must report missing paths as [`Error::PathNotFound`] naming the path the caller gave.
+/// must report missing paths as [`Error::PathNotFound`](crate::Error::PathNotFound) naming the path the caller gave.
 #[async_trait]
 pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
     /// Registration name used in every error message (`"inmemory"`, `"filesystem"`, `"s3aws"`).
@@ -186,7 +186,7 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
     /// `append == true` the writer resumes an upload that an earlier writer closed without
     /// committing, and its [`FileWriter::size`] equals the bytes written so far; appending to
     /// a committed empty object starts afresh; appending to committed non-empty content is
-    /// [`Error::AppendToCommitted`]; with nothing to resume it is `PathNotFound`.
+    /// [`Error::AppendToCommitted`](crate::Error::AppendToCommitted); with nothing to resume it is `PathNotFound`.
     async fn writer(&self, path: &StoragePath, append: bool) -> Result<Box<dyn FileWriter>>;
 
     /// Describes `path`: a file with its size and time, or a directory (a path with
@@ -244,7 +244,7 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
 /// Bytes written are flushed to the backend by [`close`](Self::close) and become readable only
 /// after [`commit`](Self::commit). A closed writer can be resumed by opening
 /// [`StorageDriver::writer`] again with `append`. After `close`, `commit` or `cancel`, writes
-/// fail with [`Error::WriterState`]; `close` after `commit` is allowed and does nothing.
+/// fail with [`Error::WriterState`](crate::Error::WriterState); `close` after `commit` is allowed and does nothing.
 #[async_trait]
 pub trait FileWriter: Send + Sync + fmt::Debug {
     /// Appends `data`. Backends may buffer; a returned `Ok` means the bytes are accepted.
@@ -262,10 +262,4 @@ pub trait FileWriter: Send + Sync + fmt::Debug {
 
     /// Flushes and makes the content readable at the path, replacing what was there.
     async fn commit(&mut self) -> Result<()>;
-}
-
-impl From<std::convert::Infallible> for Error {
-    fn from(e: std::convert::Infallible) -> Self {
-        match e {}
-    }
 }
