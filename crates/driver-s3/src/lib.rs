@@ -27,3 +27,5 @@ pub use config::{Credentials, S3Config};
 pub use dispatch::RequestStats;
 pub use driver::{IncompleteUpload, ObjectInspection, S3Driver};
 pub use factory::S3Factory;
+#[doc(hidden)]
+pub use sigv2::{fuzz_sign_request, SigV2FuzzInput, SigV2FuzzOutput};

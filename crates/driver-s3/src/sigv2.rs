@@ -54,28 +54,77 @@ const SUB_RESOURCES: &[&str] = &[
     "website",
 ];
 
-/// Request headers as rusoto keeps them: lower-cased names, one or more values each.
+/// Request headers as rusoto keeps them: names (lower-cased by `add_header`, but the map is
+/// public, so not necessarily), one or more values each.
 pub(crate) type Headers = BTreeMap<String, Vec<Vec<u8>>>;
 
-fn header(headers: &Headers, name: &str) -> Option<String> {
-    headers.get(name).map(|values| join_values(values))
+/// `headers` with every name lower-cased and the values of names that differ only in case
+/// merged, in the map's iteration order (which is also the order the dispatcher sends them in).
+fn lowercase_names(headers: &Headers) -> Headers {
+    let mut out = Headers::new();
+    for (name, values) in headers {
+        out.entry(name.to_ascii_lowercase())
+            .or_default()
+            .extend(values.iter().cloned());
+    }
+    out
 }
 
-fn join_values(values: &[Vec<u8>]) -> String {
-    values
+/// Whether `b` is HTTP whitespace that a header value may carry around or inside it.
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// One header value as it enters the string to sign: leading and trailing whitespace trimmed,
+/// and every run of whitespace that holds a line break (obsolete line folding) replaced by one
+/// space, so a value can never add a line to the string to sign. Other bytes, non-UTF-8 ones
+/// included, are kept as they are sent: the server signs the raw bytes.
+fn canonical_value(value: &[u8], out: &mut Vec<u8>) {
+    let start = value.iter().position(|&b| !is_ws(b)).unwrap_or(value.len());
+    let end = value
         .iter()
-        .map(|v| String::from_utf8_lossy(v).trim().to_owned())
-        .collect::<Vec<_>>()
-        .join(",")
+        .rposition(|&b| !is_ws(b))
+        .map_or(start, |i| i + 1);
+    let value = value.get(start..end).unwrap_or_default();
+    let mut i = 0;
+    while let Some(&b) = value.get(i) {
+        if is_ws(b) {
+            let run_end = value
+                .get(i..)
+                .and_then(|rest| rest.iter().position(|&c| !is_ws(c)))
+                .map_or(value.len(), |n| i + n);
+            let run = value.get(i..run_end).unwrap_or_default();
+            if run.iter().any(|&c| c == b'\r' || c == b'\n') {
+                out.push(b' ');
+            } else {
+                out.extend_from_slice(run);
+            }
+            i = run_end;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
 }
 
-/// The canonical resource: `resource_path` plus the sorted sub-resources found in `params`
-/// (rusoto's decoded query parameters; a key without value is written bare).
+/// The canonical values of a header (see [`canonical_value`]) joined with `,`.
+fn join_values(values: &[Vec<u8>], out: &mut Vec<u8>) {
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        canonical_value(v, out);
+    }
+}
+
+/// The canonical resource: `resource_path` plus the sub-resources found in `params` (rusoto's
+/// decoded query parameters; a key without value is written bare), sorted by name.
 pub(crate) fn canonical_resource(
     resource_path: &str,
     params: &BTreeMap<String, Option<String>>,
 ) -> String {
-    let mut subs: Vec<String> = params
+    // `params` is a BTreeMap, so the names come sorted and each once.
+    let subs: Vec<String> = params
         .iter()
         .filter(|(k, _)| SUB_RESOURCES.contains(&k.as_str()))
         .map(|(k, v)| match v.as_deref() {
@@ -83,7 +132,6 @@ pub(crate) fn canonical_resource(
             Some(v) => format!("{k}={v}"),
         })
         .collect();
-    subs.sort();
     if subs.is_empty() {
         resource_path.to_owned()
     } else {
@@ -91,40 +139,53 @@ pub(crate) fn canonical_resource(
     }
 }
 
-/// The string to sign. `expires` is `Some(epoch seconds)` for query-string authentication and
-/// takes the place of the date.
+/// The string to sign (bytes: header values need not be UTF-8). `expires` is `Some(epoch
+/// seconds)` for query-string authentication and takes the place of the date. Header names
+/// are compared without case.
 pub(crate) fn string_to_sign(
     method: &str,
     headers: &Headers,
     expires: Option<&str>,
     resource_path: &str,
     params: &BTreeMap<String, Option<String>>,
-) -> String {
-    let content_md5 = header(headers, "content-md5").unwrap_or_default();
-    let content_type = header(headers, "content-type").unwrap_or_default();
-    let date = match expires {
-        Some(e) => e.to_owned(),
-        None if headers.contains_key("x-amz-date") => String::new(),
-        None => header(headers, "date").unwrap_or_default(),
-    };
-    let mut out = format!("{method}\n{content_md5}\n{content_type}\n{date}\n");
-    // `Headers` is a BTreeMap of lower-cased names, so iteration is already sorted.
-    for (name, values) in headers {
-        if name.starts_with("x-amz-") {
-            out.push_str(name);
-            out.push(':');
-            out.push_str(&join_values(values));
-            out.push('\n');
+) -> Vec<u8> {
+    let headers = lowercase_names(headers);
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(method.as_bytes());
+    out.push(b'\n');
+    for name in ["content-md5", "content-type"] {
+        if let Some(values) = headers.get(name) {
+            join_values(values, &mut out);
+        }
+        out.push(b'\n');
+    }
+    match expires {
+        Some(e) => out.extend_from_slice(e.as_bytes()),
+        None if headers.contains_key("x-amz-date") => {}
+        None => {
+            if let Some(values) = headers.get("date") {
+                join_values(values, &mut out);
+            }
         }
     }
-    out.push_str(&canonical_resource(resource_path, params));
+    out.push(b'\n');
+    // `lowercase_names` gives a BTreeMap of lower-cased names: iteration is sorted by name.
+    for (name, values) in &headers {
+        if name.starts_with("x-amz-") {
+            out.extend_from_slice(name.as_bytes());
+            out.push(b':');
+            join_values(values, &mut out);
+            out.push(b'\n');
+        }
+    }
+    out.extend_from_slice(canonical_resource(resource_path, params).as_bytes());
     out
 }
 
 /// base64(HMAC-SHA1(secret, string_to_sign)).
-pub(crate) fn signature(secret: &str, string_to_sign: &str) -> String {
+pub(crate) fn signature(secret: &str, string_to_sign: impl AsRef<[u8]>) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
-    let tag = hmac::sign(&key, string_to_sign.as_bytes());
+    let tag = hmac::sign(&key, string_to_sign.as_ref());
     base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
 }
 
@@ -139,13 +200,31 @@ pub(crate) fn http_date(t: DateTime<Utc>) -> String {
 /// `request` must already be complete (host, content type, content length: rusoto's
 /// `complement`) and addressed as it will be sent; `resource_path` is the canonical resource
 /// path for it (see the module documentation). Sets `Date` to `now` and, for temporary
-/// credentials, `x-amz-security-token`.
+/// credentials, `x-amz-security-token`. Header names are lower-cased in place first (values of
+/// names that differ only in case merged), so what is sent is exactly what is signed.
 pub(crate) fn sign_request(
     request: &mut SignedRequest,
     credentials: &AwsCredentials,
     resource_path: &str,
     now: DateTime<Utc>,
 ) {
+    sign_request_sts(request, credentials, resource_path, now);
+}
+
+/// [`sign_request`], returning the string it signed.
+fn sign_request_sts(
+    request: &mut SignedRequest,
+    credentials: &AwsCredentials,
+    resource_path: &str,
+    now: DateTime<Utc>,
+) -> Vec<u8> {
+    if request
+        .headers
+        .keys()
+        .any(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        request.headers = lowercase_names(&request.headers);
+    }
     request.remove_header("authorization");
     request.remove_header("date");
     request.add_header("date", &http_date(now));
@@ -165,6 +244,75 @@ pub(crate) fn sign_request(
         "authorization",
         &format!("AWS {}:{sig}", credentials.aws_access_key_id()),
     );
+    sts
+}
+
+/// Input of [`fuzz_sign_request`]. **Fuzzing only, not API.**
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct SigV2FuzzInput<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// Headers, put into the request's header map under their names as given (no
+    /// lower-casing), in this order.
+    pub headers: &'a [(String, Vec<u8>)],
+    /// Query parameters (`None`: a key without `=`); a later duplicate replaces an earlier one.
+    pub params: &'a [(String, Option<String>)],
+    /// The request path, also used as the canonical resource path.
+    pub resource_path: &'a str,
+    /// Access key id.
+    pub access_key: &'a str,
+    /// Secret access key.
+    pub secret_key: &'a str,
+    /// Session token of temporary credentials.
+    pub token: Option<&'a str>,
+    /// Signing time, seconds since the epoch (clamped to what `chrono` represents).
+    pub now: i64,
+}
+
+/// What [`fuzz_sign_request`] produced. **Fuzzing only, not API.**
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct SigV2FuzzOutput {
+    /// The string that was signed.
+    pub string_to_sign: Vec<u8>,
+    /// The request's headers after signing (names as the request holds them).
+    pub headers: Vec<(String, Vec<Vec<u8>>)>,
+}
+
+/// **Fuzzing only, not API** (no stability promise; used by `fuzz/`): builds a rusoto request
+/// from `input` and signs it with the same code the dispatcher uses for SigV2 requests, then
+/// returns the string to sign and the signed headers, so a fuzz target can check the header
+/// canonicalisation and the canonical resource without a network.
+#[doc(hidden)]
+pub fn fuzz_sign_request(input: &SigV2FuzzInput<'_>) -> SigV2FuzzOutput {
+    let region = rusoto_core::Region::Custom {
+        name: "us-east-1".into(),
+        endpoint: "http://127.0.0.1:9".into(),
+    };
+    let mut request = SignedRequest::new(input.method, "s3", &region, input.resource_path);
+    for (name, value) in input.headers {
+        request
+            .headers
+            .entry(name.clone())
+            .or_default()
+            .push(value.clone());
+    }
+    for (k, v) in input.params {
+        request.params.insert(k.clone(), v.clone());
+    }
+    let credentials = AwsCredentials::new(
+        input.access_key,
+        input.secret_key,
+        input.token.map(str::to_owned),
+        None,
+    );
+    let now = DateTime::from_timestamp(input.now, 0).unwrap_or_default();
+    let string_to_sign = sign_request_sts(&mut request, &credentials, input.resource_path, now);
+    SigV2FuzzOutput {
+        string_to_sign,
+        headers: request.headers.into_iter().collect(),
+    }
 }
 
 /// Query parameters of a SigV2 presigned URL for a body-less `method` request (GET or HEAD)
@@ -239,8 +387,8 @@ mod tests {
             .collect()
     }
 
-    fn check(sts: &str, want_sts: &str, want_sig: &str) {
-        assert_eq!(sts, want_sts);
+    fn check(sts: &[u8], want_sts: &str, want_sig: &str) {
+        assert_eq!(String::from_utf8_lossy(sts), want_sts);
         assert_eq!(signature(SECRET, sts), want_sig);
     }
 
@@ -414,7 +562,7 @@ mod tests {
             "/johnsmith/photos/puppy.jpg",
             &params(&[]),
         );
-        assert_eq!(sts, "GET\n\n\n1175139620\n/johnsmith/photos/puppy.jpg");
+        assert_eq!(sts, b"GET\n\n\n1175139620\n/johnsmith/photos/puppy.jpg");
     }
 
     #[test]
@@ -488,5 +636,106 @@ mod tests {
         assert_eq!(r.headers["authorization"].len(), 1);
         assert_eq!(r.headers["x-amz-security-token"].len(), 1);
         assert_eq!(r.headers["date"].len(), 1);
+    }
+
+    // The properties below were broken before the fuzz target `sigv2_sign_request` was added
+    // (the header map is public, values came through `from_utf8_lossy` and `str::trim`).
+
+    #[test]
+    fn header_names_are_case_insensitive_and_merged() {
+        let lower = headers(&[
+            ("content-type", "text/plain"),
+            ("x-amz-meta-a", "1"),
+            ("x-amz-meta-a", "2"),
+        ]);
+        let mut mixed = Headers::new();
+        mixed.insert("Content-Type".into(), vec![b"text/plain".to_vec()]);
+        mixed.insert("X-Amz-Meta-A".into(), vec![b"1".to_vec()]);
+        mixed.insert("x-amz-meta-a".into(), vec![b"2".to_vec()]);
+        let p = params(&[]);
+        let want = "PUT\n\ntext/plain\n\nx-amz-meta-a:1,2\n/b/k";
+        assert_eq!(
+            string_to_sign("PUT", &lower, None, "/b/k", &p),
+            want.as_bytes()
+        );
+        assert_eq!(
+            string_to_sign("PUT", &mixed, None, "/b/k", &p),
+            want.as_bytes()
+        );
+    }
+
+    #[test]
+    fn sign_request_lowercases_names_in_place() {
+        let region = Region::Custom {
+            name: "us-east-1".into(),
+            endpoint: "http://127.0.0.1:9007".into(),
+        };
+        let mut r = SignedRequest::new("GET", "s3", &region, "/b/k");
+        r.headers.insert("Date".into(), vec![b"old".to_vec()]);
+        r.headers
+            .insert("X-Amz-Security-Token".into(), vec![b"stale".to_vec()]);
+        r.headers
+            .insert("Authorization".into(), vec![b"AWS x:y".to_vec()]);
+        let t = DateTime::from_timestamp(0, 0).unwrap();
+        let creds = AwsCredentials::new(AKID, SECRET, Some("TOK".into()), None);
+        let sts = sign_request_sts(&mut r, &creds, "/b/k", t);
+        assert_eq!(
+            String::from_utf8(sts).unwrap(),
+            "GET\n\n\nThu, 01 Jan 1970 00:00:00 GMT\nx-amz-security-token:TOK\n/b/k"
+        );
+        let names: Vec<&str> = r.headers.keys().map(String::as_str).collect();
+        assert_eq!(names, ["authorization", "date", "x-amz-security-token"]);
+        assert!(r.headers.values().all(|v| v.len() == 1));
+    }
+
+    #[test]
+    fn folded_values_cannot_add_lines() {
+        let h = headers(&[
+            ("x-amz-meta-a", "one\r\n two \n\tthree"),
+            ("x-amz-meta-b", "  keep  inner  spaces\t"),
+            ("content-type", "text/plain\nx-amz-forged:1"),
+        ]);
+        let sts = string_to_sign("PUT", &h, None, "/b/k", &params(&[]));
+        assert_eq!(
+            String::from_utf8(sts).unwrap(),
+            "PUT\n\ntext/plain x-amz-forged:1\n\n\
+             x-amz-meta-a:one two three\n\
+             x-amz-meta-b:keep  inner  spaces\n/b/k"
+        );
+    }
+
+    #[test]
+    fn values_are_signed_as_raw_bytes() {
+        let mut h = Headers::new();
+        // Not UTF-8 (sent as is; the server signs these bytes, not U+FFFD), and a trailing
+        // no-break space, which is not HTTP whitespace and must stay.
+        h.insert("x-amz-meta-a".into(), vec![vec![b'a', 0xFF, b'b']]);
+        h.insert("x-amz-meta-b".into(), vec!["c\u{a0}".as_bytes().to_vec()]);
+        let sts = string_to_sign("GET", &h, None, "/b/k", &params(&[]));
+        let mut want = b"GET\n\n\n\nx-amz-meta-a:a\xFFb\nx-amz-meta-b:c".to_vec();
+        want.extend_from_slice("\u{a0}\n/b/k".as_bytes());
+        assert_eq!(sts, want);
+    }
+
+    #[test]
+    fn fuzz_entry_point_signs_like_sign_request() {
+        let hdrs = [("X-Amz-Acl".to_owned(), b"private".to_vec())];
+        let prm = [("uploadId".to_owned(), Some("u".to_owned()))];
+        let out = fuzz_sign_request(&SigV2FuzzInput {
+            method: "PUT",
+            headers: &hdrs,
+            params: &prm,
+            resource_path: "/b/k",
+            access_key: AKID,
+            secret_key: SECRET,
+            token: None,
+            now: 0,
+        });
+        let want = "PUT\n\n\nThu, 01 Jan 1970 00:00:00 GMT\nx-amz-acl:private\n/b/k?uploadId=u";
+        assert_eq!(String::from_utf8_lossy(&out.string_to_sign), want);
+        let auth = format!("AWS {AKID}:{}", signature(SECRET, want));
+        assert!(out
+            .headers
+            .contains(&("authorization".to_owned(), vec![auth.into_bytes()])));
     }
 }
