@@ -15,6 +15,10 @@ use crate::cases::{self, CaseError, Ctx};
 /// Default part size assumed by the cases that straddle part boundaries (S3's minimum, 5 MiB).
 pub const DEFAULT_PART_SIZE: u64 = 5 * 1024 * 1024;
 
+/// The most retries [`Capabilities::redirect_retries`] allows: enough for a 10 % fault rate,
+/// small enough that a backend failing every fetch still fails within seconds.
+pub const MAX_REDIRECT_RETRIES: u32 = 8;
+
 /// Runs after a case, when the harness no longer needs the store (removes a temp dir, a bucket
 /// prefix, …). Its error fails the case.
 pub type Teardown = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
@@ -116,6 +120,13 @@ pub struct Capabilities {
     pub redirect: bool,
     /// Accept invalid TLS certificates when fetching redirect URLs (a local test server).
     pub redirect_skip_tls_verify: bool,
+    /// How many times a fetch of a redirect URL is repeated after a transient failure (a
+    /// transport error, a body cut short, `5xx` or `429`), with a short exponential back-off,
+    /// as a real client (docker) does. `0`, the default, fetches once, so a backend that
+    /// answers its own URLs badly fails the case. A `4xx` other than `429` (a bad signature's
+    /// `403`) is never retried. Meant for suites run through a fault-injection proxy; at most
+    /// [`MAX_REDIRECT_RETRIES`] is used.
+    pub redirect_retries: u32,
     /// Time limit of one case (the 5 GiB case has none); a case over it fails.
     #[serde(serialize_with = "serialize_opt_duration")]
     pub case_timeout: Option<Duration>,
@@ -136,6 +147,7 @@ impl Default for Capabilities {
             full_size: env_flag("REGSTORE_CONFORMANCE_FULL"),
             redirect: false,
             redirect_skip_tls_verify: false,
+            redirect_retries: 0,
             case_timeout: Some(Duration::from_secs(600)),
         }
     }
@@ -177,6 +189,12 @@ impl Capabilities {
     pub fn with_redirect(mut self, fetch: bool, skip_tls_verify: bool) -> Self {
         self.redirect = fetch;
         self.redirect_skip_tls_verify = skip_tls_verify;
+        self
+    }
+
+    /// Sets [`redirect_retries`](Self::redirect_retries) (capped at [`MAX_REDIRECT_RETRIES`]).
+    pub fn with_redirect_retries(mut self, retries: u32) -> Self {
+        self.redirect_retries = retries.min(MAX_REDIRECT_RETRIES);
         self
     }
 

@@ -46,7 +46,7 @@ mod redirect;
 
 pub use harness::{
     run_all, run_case, Capabilities, CaseReport, Constructor, Fixture, Outcome, Report, Suite,
-    Teardown, WalkOrder, DEFAULT_PART_SIZE,
+    Teardown, WalkOrder, DEFAULT_PART_SIZE, MAX_REDIRECT_RETRIES,
 };
 
 /// Names of every case, in the order [`run_all`] runs and reports them.

@@ -363,7 +363,34 @@ impl StorageDriver for Redirecting {
 /// Serves GET/HEAD of `store`'s objects over HTTP/1.1 (one request per connection); with
 /// `corrupt` the first byte served is flipped.
 async fn serve(store: InMemoryDriver, corrupt: bool) -> String {
+    serve_flaky(store, corrupt, Vec::new()).await.0
+}
+
+/// A failure the redirect server answers instead of the object.
+#[derive(Debug, Clone, Copy)]
+enum Flake {
+    /// This status, empty body.
+    Status(u16),
+    /// The connection closed without any answer.
+    Close,
+    /// The head and half of the body, then the connection closed.
+    Truncate,
+    /// A normal answer.
+    Pass,
+}
+
+/// [`serve`] that first answers the `script`'s failures, one per request, in order, and
+/// counts the requests it receives.
+async fn serve_flaky(
+    store: InMemoryDriver,
+    corrupt: bool,
+    script: Vec<Flake>,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    let script = Arc::new(script);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a local port");
@@ -371,6 +398,8 @@ async fn serve(store: InMemoryDriver, corrupt: bool) -> String {
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
             let store = store.clone();
+            let counter = counter.clone();
+            let script = script.clone();
             tokio::spawn(async move {
                 let mut req = Vec::new();
                 let mut buf = [0u8; 1024];
@@ -388,6 +417,19 @@ async fn serve(store: InMemoryDriver, corrupt: bool) -> String {
                 let mut parts = line.split(' ');
                 let method = parts.next().unwrap_or("");
                 let path = parts.next().unwrap_or("");
+                let flake = script.get(counter.fetch_add(1, Ordering::SeqCst)).copied();
+                match flake {
+                    Some(Flake::Status(code)) => {
+                        let r = format!(
+                            "HTTP/1.1 {code} Flaky\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                        let _ = sock.write_all(r.as_bytes()).await;
+                        let _ = sock.shutdown().await;
+                        return;
+                    }
+                    Some(Flake::Close) => return,
+                    Some(Flake::Truncate | Flake::Pass) | None => {}
+                }
                 let body = match StoragePath::parse(path) {
                     Some(p) => store.get_content(&p).await.ok(),
                     None => None,
@@ -408,6 +450,9 @@ async fn serve(store: InMemoryDriver, corrupt: bool) -> String {
                         if method == "GET" {
                             r.extend_from_slice(&b);
                         }
+                        if matches!(flake, Some(Flake::Truncate)) {
+                            r.truncate(r.len() - b.len() / 2 - 1);
+                        }
                         r
                     }
                     None => {
@@ -420,7 +465,7 @@ async fn serve(store: InMemoryDriver, corrupt: bool) -> String {
             });
         }
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), requests)
 }
 
 fn redirecting_suite(corrupt: bool) -> Suite {
@@ -447,6 +492,117 @@ async fn redirect_urls_are_fetched_and_compared() {
     // a silent pass.
     let s = redirecting_suite(false).with_capabilities(Capabilities::default());
     assert!(run_case(&s, "redirect_url").await.is_failed());
+}
+
+/// A redirecting suite whose server first answers `script`'s failures, with `retries`
+/// redirect retries, and the server's request counter.
+fn flaky_suite(
+    script: Vec<Flake>,
+    retries: Option<u32>,
+) -> (Suite, Arc<std::sync::atomic::AtomicUsize>) {
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let total = requests.clone();
+    let mut caps = Capabilities::default().with_redirect(true, false);
+    if let Some(n) = retries {
+        caps = caps.with_redirect_retries(n);
+    }
+    let suite = Suite::new(move || {
+        let script = script.clone();
+        let total = total.clone();
+        async move {
+            let inner = InMemoryDriver::new();
+            let (base, requests) = serve_flaky(inner.clone(), false, script).await;
+            // The case runs once per suite here; hand its server's counter out.
+            let backend: Arc<dyn StorageDriver> = Arc::new(Redirecting { inner, base });
+            let fixture = Fixture::new(Driver::new(backend)).with_teardown(move || async move {
+                total.store(
+                    requests.load(std::sync::atomic::Ordering::SeqCst),
+                    std::sync::atomic::Ordering::SeqCst,
+                );
+                Ok(())
+            });
+            Ok(fixture)
+        }
+    })
+    .with_capabilities(caps);
+    (suite, requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_fetch_is_one_shot_by_default() {
+    // Plain conformance runs must fail on a backend whose URLs fail, even transiently.
+    for flake in [
+        Flake::Status(503),
+        Flake::Status(500),
+        Flake::Close,
+        Flake::Truncate,
+    ] {
+        let (s, requests) = flaky_suite(vec![flake], None);
+        match run_case(&s, "redirect_url").await {
+            Outcome::Failed(_) => {}
+            other => panic!("{flake:?} with no retries configured: {other:?}"),
+        }
+        assert_eq!(
+            requests.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{flake:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_fetch_retries_transient_failures_when_configured() {
+    // GET: 503, reset, truncated body, 429, 500 — then the object; HEAD: fine.
+    let script = vec![
+        Flake::Status(503),
+        Flake::Close,
+        Flake::Truncate,
+        Flake::Status(429),
+        Flake::Status(500),
+    ];
+    let (s, requests) = flaky_suite(script, Some(5));
+    assert_eq!(run_case(&s, "redirect_url").await, Outcome::Passed);
+    // Five failed GETs, the good GET, the HEAD.
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 7);
+
+    // HEAD failing transiently is retried too (the GET takes the first request).
+    let (s, requests) = flaky_suite(
+        vec![Flake::Pass, Flake::Truncate, Flake::Status(502)],
+        Some(2),
+    );
+    assert_eq!(run_case(&s, "redirect_url").await, Outcome::Passed);
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_fetch_retries_are_bounded_and_never_cover_a_4xx() {
+    // A 403 (bad signature) or 404 is the server's verdict: never retried.
+    for code in [403, 404, 400] {
+        let (s, requests) = flaky_suite(vec![Flake::Status(code)], Some(5));
+        match run_case(&s, "redirect_url").await {
+            Outcome::Failed(m) => assert!(m.contains(&format!("answered {code}")), "{m}"),
+            other => panic!("{code} was not a failure: {other:?}"),
+        }
+        assert_eq!(
+            requests.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{code}"
+        );
+    }
+    // More transient failures than retries: fails after 1 + retries attempts.
+    let (s, requests) = flaky_suite(vec![Flake::Close; 4], Some(2));
+    match run_case(&s, "redirect_url").await {
+        Outcome::Failed(m) => assert!(m.contains("after 3 attempts"), "{m}"),
+        other => panic!("persistent failure passed: {other:?}"),
+    }
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // The configured count is capped.
+    assert_eq!(
+        Capabilities::default()
+            .with_redirect_retries(1000)
+            .redirect_retries,
+        regstore_driver_conformance::MAX_REDIRECT_RETRIES
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

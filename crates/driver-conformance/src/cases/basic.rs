@@ -571,7 +571,8 @@ async fn redirect_checks(c: &Ctx, path: &str, content: &[u8]) -> CaseResult {
          it (Capabilities::with_redirect) so the suite fetches and checks the URL"
     );
     let skip_verify = c.caps.redirect_skip_tls_verify;
-    let (status, body, _) = crate::redirect::fetch(&get, false, skip_verify)
+    let retries = c.caps.redirect_retries;
+    let (status, body, _) = crate::redirect::fetch_with_retries(&get, false, skip_verify, retries)
         .await
         .map_err(|e| CaseError::Failed(format!("GET of the redirect URL: {e}")))?;
     ensure!(status == 200, "GET of the redirect URL answered {status}");
@@ -584,9 +585,10 @@ async fn redirect_checks(c: &Ctx, path: &str, content: &[u8]) -> CaseResult {
     let Some(head) = head else {
         return Ok(());
     };
-    let (status, _, length) = crate::redirect::fetch(&head, true, skip_verify)
-        .await
-        .map_err(|e| CaseError::Failed(format!("HEAD of the redirect URL: {e}")))?;
+    let (status, _, length) =
+        crate::redirect::fetch_with_retries(&head, true, skip_verify, retries)
+            .await
+            .map_err(|e| CaseError::Failed(format!("HEAD of the redirect URL: {e}")))?;
     ensure!(status == 200, "HEAD of the redirect URL answered {status}");
     ensure!(
         length == Some(content.len() as u64),
