@@ -13,6 +13,7 @@ use crate::config::{S3Config, DRIVER_NAME};
 use crate::credentials::{time_to_expiry, CredentialsProvider};
 use crate::dispatch::{Addressing, Dispatcher, RequestStats};
 use crate::sigv2;
+use crate::sigv4::{self, Signer};
 
 /// Which request a presigned URL is good for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub(crate) struct S3Connection {
     credentials: Arc<CredentialsProvider>,
     region: Region,
     addressing: Addressing,
+    /// SigV4 presigning, with its cached signing key.
+    signer: Signer,
 }
 
 /// The endpoint URL rusoto's `Region::Custom` expects: scheme, host, port and any base path,
@@ -125,6 +128,7 @@ impl S3Connection {
             credentials,
             region,
             addressing,
+            signer: Signer::new(),
         })
     }
 
@@ -156,7 +160,16 @@ impl S3Connection {
         );
         let resource = self.addressing.apply(&mut request);
         let url = if self.config.v4auth {
-            request.generate_presigned_url(&creds, &expiry, false)
+            self.signer.presign(
+                method.as_str(),
+                &request.scheme(),
+                &request.hostname(),
+                &sigv4::wire_path(&request),
+                self.region.name(),
+                &creds,
+                Utc::now(),
+                expiry,
+            )
         } else {
             let expires = Utc::now().timestamp() + expiry.as_secs() as i64;
             let query = sigv2::presign_query(method.as_str(), &creds, &resource, expires);
@@ -164,7 +177,7 @@ impl S3Connection {
                 "{}://{}{}",
                 request.scheme(),
                 request.hostname(),
-                request.canonical_path()
+                sigv4::wire_path(&request)
             );
             url.push('?');
             let encoded: Vec<String> = query

@@ -6,9 +6,10 @@
 //! 1. rewrites it to virtual-hosted style (`bucket.host`, path without `/bucket`) unless path
 //!    style is forced,
 //! 2. adds `Content-MD5` to `DeleteObjects` if missing (several servers require it),
-//! 3. signs it — SigV4 through rusoto's signer, or SigV2 through [`crate::sigv2`] over exactly
-//!    the path it will send,
-//! 4. counts it in [`RequestStats`] by S3 operation and sends it on a keep-alive pool,
+//! 3. signs it — SigV4 through [`crate::sigv4`], or SigV2 through [`crate::sigv2`], both over
+//!    exactly the path and query it will send,
+//! 4. counts it in [`RequestStats`] by S3 operation and sends it on a keep-alive pool
+//!    ([`crate::transport`], which logs no header and no URL),
 //! 5. retries it when that is safe (below), signing every attempt afresh.
 //!
 //! Signing here rather than in rusoto's client keeps one code path for both signature
@@ -69,7 +70,7 @@ use hyper::client::HttpConnector;
 use hyper_tls::HttpsConnector;
 use md5::{Digest as _, Md5};
 use rusoto_core::request::{
-    DispatchSignedRequest, DispatchSignedRequestFuture, HttpClient, HttpDispatchError, HttpResponse,
+    DispatchSignedRequest, DispatchSignedRequestFuture, HttpDispatchError, HttpResponse,
 };
 use rusoto_core::signature::{SignedRequest, SignedRequestPayload};
 use rusoto_core::ByteStream;
@@ -77,6 +78,8 @@ use rusoto_core::ByteStream;
 use crate::config::S3Config;
 use crate::credentials::CredentialsProvider;
 use crate::sigv2;
+use crate::sigv4::{self, Signer};
+use crate::transport::{self, Transport};
 
 /// S3 operation names counted by [`RequestStats`], in a fixed order.
 const OPERATIONS: &[&str] = &[
@@ -307,17 +310,17 @@ impl Addressing {
                 } else {
                     rest
                 };
-                return format!("/{}{}", self.bucket, request.canonical_path());
+                return format!("/{}{}", self.bucket, sigv4::wire_path(request));
             }
         }
-        request.canonical_path()
+        sigv4::wire_path(request)
     }
 }
 
 /// Which signature the dispatcher adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SignatureVersion {
-    /// AWS Signature Version 4 (rusoto's signer).
+    /// AWS Signature Version 4 ([`crate::sigv4`]).
     V4,
     /// AWS Signature Version 2 ([`crate::sigv2`]).
     V2,
@@ -872,11 +875,10 @@ fn content_range(resp: &HttpResponse) -> Option<(u64, u64)> {
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
 }
 
-/// Whether rusoto's streaming body announces exactly `len` bytes. rusoto keeps the length
-/// private and shows it only in `Debug`; if that text ever changes this answers `false` and the
-/// body is merely not retried.
+/// Whether rusoto's streaming body announces exactly `len` bytes (see
+/// [`transport::stream_len`]; when that cannot tell, the body is merely not retried).
 fn stream_len_is(s: &ByteStream, len: usize) -> bool {
-    format!("{s:?}") == format!("<ByteStream size_hint=Some({len})>")
+    transport::stream_len(s) == Some(len)
 }
 
 /// The ETag S3 gives an object completed from the parts listed in a CompleteMultipartUpload
@@ -949,9 +951,12 @@ impl Failed {
 }
 
 struct Inner {
-    /// rusoto's hyper client (boxed so tests can give it another connector).
+    /// The HTTP transport ([`Transport`]; boxed so tests can give it another connector or a
+    /// scripted double).
     http: Box<dyn DispatchSignedRequest + Send + Sync>,
     credentials: Arc<CredentialsProvider>,
+    /// SigV4 signer with its cached signing key.
+    signer: Signer,
     signature: SignatureVersion,
     addressing: Addressing,
     user_agent: String,
@@ -1016,6 +1021,7 @@ impl Dispatcher {
             inner: Arc::new(Inner {
                 http,
                 credentials,
+                signer: Signer::new(),
                 signature: if config.v4auth {
                     SignatureVersion::V4
                 } else {
@@ -1030,8 +1036,8 @@ impl Dispatcher {
     }
 }
 
-/// rusoto's HTTP client over `connector`, with the configured keep-alive pool.
-pub(crate) fn http_client<C>(config: &S3Config, connector: C) -> HttpClient<C>
+/// The driver's HTTP transport over `connector`, with the configured keep-alive pool.
+pub(crate) fn http_client<C>(config: &S3Config, connector: C) -> Transport<C>
 where
     C: hyper::client::connect::Connect + Clone + Send + Sync + 'static,
 {
@@ -1042,7 +1048,7 @@ where
     } else {
         Some(config.idle_conn_timeout)
     });
-    HttpClient::from_builder(builder, connector)
+    Transport::new(&builder, connector)
 }
 
 /// `regstore/<version> rusoto/0.48` plus the configured `useragent`, if any.
@@ -1435,10 +1441,10 @@ impl Inner {
         let creds = self.credentials.credentials().await.map_err(|e| {
             Failed::transport(FailureKind::Fatal, format!("s3aws: no credentials: {e}"))
         })?;
+        transport::prepare(&mut request);
         match self.signature {
-            SignatureVersion::V4 => request.sign(&creds),
+            SignatureVersion::V4 => self.signer.sign(&mut request, &creds, chrono::Utc::now()),
             SignatureVersion::V2 => {
-                request.complement();
                 sigv2::sign_request(&mut request, &creds, resource, chrono::Utc::now());
             }
         }

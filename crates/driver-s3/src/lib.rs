@@ -18,14 +18,18 @@ mod driver;
 mod error;
 mod factory;
 mod keys;
+mod reader;
 mod s3api;
 mod sigv2;
+mod sigv4;
+mod transport;
 mod walk;
 mod writer;
 
 pub use config::{Credentials, S3Config};
 pub use dispatch::RequestStats;
 pub use driver::{IncompleteUpload, ObjectInspection, S3Driver};
+pub use error::ObjectChanged;
 pub use factory::S3Factory;
 #[doc(hidden)]
 pub use sigv2::{fuzz_sign_request, SigV2FuzzInput, SigV2FuzzOutput};
