@@ -11,7 +11,8 @@
 //! Outputs: `target/bench/s3.json` (every sample, medians, target checks), `target/bench/s3.md`
 //! (the table of `docs/benchmarks.md`), `docs/benchmarks/s3.svg` (the chart).
 //! Extra arguments for the benchmark binary (`--reps 5`, `--size-mib 256`, …) go in
-//! `REGSTORE_BENCH_ARGS`, split on whitespace.
+//! `REGSTORE_BENCH_ARGS`, split on whitespace. `REGSTORE_BENCH_BIN` names a `regstore-bench` built
+//! earlier to run instead of building one (before/after comparisons on the same set-up).
 
 use std::fs;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -229,13 +230,21 @@ pub fn s3(r: &mut Runner, filter: Option<&str>) -> Result<()> {
     let bench_manifest = root.join("crates").join("bench").join("Cargo.toml");
     let target = root.join("target");
     let out = target.join("bench");
-    let mut build = cargo();
-    build
-        .args(["build", "--release", "--manifest-path"])
-        .arg(&bench_manifest)
-        .arg("--target-dir")
-        .arg(&target);
-    r.run("build regstore-bench (release)", &mut build)?;
+    // REGSTORE_BENCH_BIN runs a binary built earlier (for example from another commit, to
+    // measure before and after a change on the same Garage set-up) instead of building one.
+    let bench_bin = match std::env::var_os("REGSTORE_BENCH_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let mut build = cargo();
+            build
+                .args(["build", "--release", "--manifest-path"])
+                .arg(&bench_manifest)
+                .arg("--target-dir")
+                .arg(&target);
+            r.run("build regstore-bench (release)", &mut build)?;
+            target.join("release").join("regstore-bench")
+        }
+    };
     let bin = ensure_garage(r)?;
     let garage = r.stage(
         "start garage",
@@ -243,7 +252,7 @@ pub fn s3(r: &mut Runner, filter: Option<&str>) -> Result<()> {
         || start_garage(&bin, &out.join("garage")),
     )?;
     eprintln!("    garage is at {}", garage.endpoint);
-    let mut cmd = Command::new(target.join("release").join("regstore-bench"));
+    let mut cmd = Command::new(&bench_bin);
     cmd.current_dir(&root)
         .arg("run")
         .arg("--scratch")

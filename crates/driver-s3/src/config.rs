@@ -33,6 +33,14 @@ pub const DEFAULT_MULTIPART_COPY_MAX_CONCURRENCY: u64 = 100;
 pub const DEFAULT_MULTIPART_UPLOAD_CONCURRENCY: u64 = 4;
 /// Largest `multipartuploadconcurrency`: a writer holds up to this many parts plus one in memory.
 pub const MAX_MULTIPART_UPLOAD_CONCURRENCY: u64 = 64;
+/// Default `readconcurrency`: parts of one read fetched at once (1 = one plain GetObject).
+pub const DEFAULT_READ_CONCURRENCY: u64 = 4;
+/// Largest `readconcurrency`: a reader holds up to this many parts in memory.
+pub const MAX_READ_CONCURRENCY: u64 = 64;
+/// Default `readchunksize`: bytes per ranged GET of a parallel read.
+pub const DEFAULT_READ_CHUNK_SIZE: u64 = 8 * MIB;
+/// Smallest `readchunksize`: below this, per-request overhead dominates.
+pub const MIN_READ_CHUNK_SIZE: u64 = MIB;
 /// Default `urlexpiry` (distribution's fixed 20 minutes).
 pub const DEFAULT_REDIRECT_EXPIRY: Duration = Duration::from_secs(20 * 60);
 /// Longest presigned URL SigV4 allows (7 days).
@@ -102,6 +110,8 @@ const KNOWN_KEYS: &[&str] = &[
     "multipartcopymaxconcurrency",
     "multipartcopythresholdsize",
     "multipartuploadconcurrency",
+    "readconcurrency",
+    "readchunksize",
     "rootdirectory",
     "storageclass",
     "objectacl",
@@ -156,6 +166,13 @@ pub struct S3Config {
     /// (`multipartuploadconcurrency`, [1, 64], default 4). A writer holds at most
     /// `chunk_size × (this + 1)` bytes: the parts in flight and the one being filled.
     pub multipart_upload_concurrency: usize,
+    /// Ranged GETs of one read in flight at once (`readconcurrency`, [1, 64], default 4); 1
+    /// reads with one plain GetObject. A reader holds at most `read_chunk_size × this` bytes.
+    pub read_concurrency: usize,
+    /// Bytes per ranged GET of a parallel read (`readchunksize`, [1 MiB, 5 GiB], default
+    /// 8 MiB). Independent of `chunksize`: read parts have no S3 minimum and must not change
+    /// how objects are uploaded.
+    pub read_chunk_size: u64,
     /// Key prefix (`rootdirectory`), normalised to `""` or `"some/prefix/"`: no leading `/`,
     /// exactly one trailing `/`. Key = `root_directory + path[1..]`, byte-compatible with
     /// distribution's `TrimLeft(TrimRight(root, "/") + path, "/")`.
@@ -447,6 +464,20 @@ impl S3Config {
             1,
             MAX_MULTIPART_UPLOAD_CONCURRENCY,
         )? as usize;
+        let read_concurrency = p.int_in_range(
+            DRIVER_NAME,
+            "readconcurrency",
+            DEFAULT_READ_CONCURRENCY,
+            1,
+            MAX_READ_CONCURRENCY,
+        )? as usize;
+        let read_chunk_size = p.int_in_range(
+            DRIVER_NAME,
+            "readchunksize",
+            DEFAULT_READ_CHUNK_SIZE,
+            MIN_READ_CHUNK_SIZE,
+            MAX_CHUNK_SIZE,
+        )?;
 
         let root_directory =
             normalise_root(&p.string(DRIVER_NAME, "rootdirectory")?.unwrap_or_default());
@@ -576,6 +607,8 @@ impl S3Config {
             multipart_copy_max_concurrency,
             multipart_copy_threshold_size,
             multipart_upload_concurrency,
+            read_concurrency,
+            read_chunk_size,
             root_directory,
             storage_class,
             object_acl,
@@ -889,6 +922,40 @@ idleconntimeout: 15
                 &["between 1 and 64"],
             );
         }
+    }
+
+    #[test]
+    fn read_parameters_default_bounds_and_rejections() {
+        let c = S3Config::from_parameters(&base()).unwrap();
+        assert_eq!(c.read_concurrency, 4);
+        assert_eq!(c.read_chunk_size, 8 * MIB);
+        for v in [1i64, 64] {
+            let c = S3Config::from_parameters(&base().with("readconcurrency", v)).unwrap();
+            assert_eq!(c.read_concurrency, v as usize);
+        }
+        for v in [0i64, 65, -1] {
+            assert_err(
+                &base().with("readconcurrency", v),
+                "readconcurrency",
+                &["between 1 and 64"],
+            );
+        }
+        for v in [MIB as i64, 5 * GIB as i64] {
+            let c = S3Config::from_parameters(&base().with("readchunksize", v)).unwrap();
+            assert_eq!(c.read_chunk_size, v as u64);
+        }
+        for v in [0i64, MIB as i64 - 1, 5 * GIB as i64 + 1] {
+            assert_err(
+                &base().with("readchunksize", v),
+                "readchunksize",
+                &["between 1048576 and 5368709120"],
+            );
+        }
+        assert_err(
+            &base().with("readconcurrency", "four"),
+            "readconcurrency",
+            &["\"four\""],
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::future::BoxFuture;
+use futures::stream::{self, FuturesUnordered, StreamExt, TryStreamExt};
 use regstore_driver_api::{
     ByteStream, Error, FileInfo, FileWriter, RedirectMethod, RedirectRequest, Result,
     StorageDriver, StoragePath, WalkFn, WalkOptions,
@@ -16,7 +17,10 @@ use crate::connection::{PresignMethod, S3Connection};
 use crate::dispatch::RequestStats;
 use crate::error::{S3Error, DRIVER};
 use crate::keys::KeyMapper;
-use crate::s3api::{collect, ListRequest, S3Api, UploadInfo, WriteHeaders};
+use crate::reader::{RangeSource, ReadPlan};
+use crate::s3api::{
+    collect, DeleteFailure, GetAnswer, ListRequest, S3Api, UploadInfo, WriteHeaders,
+};
 use crate::writer::S3Writer;
 
 /// Shared state of a driver and its writers.
@@ -81,6 +85,35 @@ pub struct IncompleteUpload {
     /// said it in a form that could not be read.
     pub initiated: Option<SystemTime>,
 }
+
+/// The ranges of one object, fetched through the driver's S3 API (for [`crate::reader`]).
+struct ObjectSource {
+    inner: Arc<Inner>,
+    key: String,
+    path: String,
+}
+
+impl RangeSource for ObjectSource {
+    fn get(
+        &self,
+        start: u64,
+        end: Option<u64>,
+        if_match: Option<String>,
+    ) -> BoxFuture<'static, std::result::Result<Option<GetAnswer>, S3Error>> {
+        let inner = Arc::clone(&self.inner);
+        let key = self.key.clone();
+        let path = self.path.clone();
+        Box::pin(async move {
+            inner
+                .api
+                .get_range(&key, start, end, if_match.as_deref(), &path)
+                .await
+        })
+    }
+}
+
+/// DeleteObjects requests of one `delete` in flight while the next page is listed.
+const DELETE_BATCHES_IN_FLIGHT: usize = 4;
 
 /// Whether S3 says the upload id is unknown (completed or aborted already).
 fn is_no_such_upload(e: &S3Error) -> bool {
@@ -393,19 +426,17 @@ impl StorageDriver for S3Driver {
     }
 
     async fn reader(&self, path: &StoragePath, offset: u64) -> Result<ByteStream> {
-        let key = self.inner.keys.key(path);
-        match self
-            .inner
-            .api
-            .get_object(&key, offset, path)
-            .await
-            .map_err(|e| e.into_error(path))?
-        {
-            Some((_, stream)) => Ok(stream),
-            // 416: the offset is at or past the end. A missing key answers 404 first, so this
-            // is an existing object and the stream is simply empty.
-            None => Ok(Box::pin(stream::empty())),
-        }
+        let cfg = self.inner.api.config();
+        let plan = ReadPlan {
+            concurrency: cfg.read_concurrency,
+            part_size: cfg.read_chunk_size,
+        };
+        let source = Arc::new(ObjectSource {
+            inner: Arc::clone(&self.inner),
+            key: self.inner.keys.key(path),
+            path: path.to_string(),
+        });
+        crate::reader::open(source, path.as_str(), offset, plan).await
     }
 
     async fn writer(&self, path: &StoragePath, append: bool) -> Result<Box<dyn FileWriter>> {
@@ -510,17 +541,39 @@ impl StorageDriver for S3Driver {
         let sub_prefix = format!("{key}/");
         let mut token = None;
         let mut found = false;
-        let mut errors = Vec::new();
-        loop {
-            let page = api
-                .list_objects_v2(ListRequest {
-                    prefix: key.clone(),
-                    continuation_token: token.take(),
-                    max_keys: Some(1000),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.into_backend(path))?;
+        let mut failures: Vec<DeleteFailure> = Vec::new();
+        let mut failed: Option<S3Error> = None;
+        // Pipelined: the next page is listed while up to DELETE_BATCHES_IN_FLIGHT batches
+        // of earlier pages are being deleted. The same requests as listing and deleting in
+        // turn (⌈N/1000⌉ of each); only their overlap changes. Nothing here is spawned, so
+        // dropping the future stops every request.
+        let mut in_flight = FuturesUnordered::new();
+        let settle = |done: std::result::Result<Vec<DeleteFailure>, S3Error>,
+                      failures: &mut Vec<DeleteFailure>,
+                      failed: &mut Option<S3Error>| match done {
+            Ok(f) => failures.extend(f),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        };
+        let listed: std::result::Result<(), S3Error> = loop {
+            let list = api.list_objects_v2(ListRequest {
+                prefix: key.clone(),
+                continuation_token: token.take(),
+                max_keys: Some(1000),
+                ..Default::default()
+            });
+            tokio::pin!(list);
+            let page = loop {
+                tokio::select! {
+                    page = &mut list => break page,
+                    Some(done) = in_flight.next() => settle(done, &mut failures, &mut failed),
+                }
+            };
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => break Err(e),
+            };
             // Only the object itself and true subpaths: `/a` never takes `/ab` or `/a-b/…`.
             let batch: Vec<String> = page
                 .objects
@@ -530,30 +583,43 @@ impl StorageDriver for S3Driver {
                 .collect();
             if !batch.is_empty() {
                 found = true;
-                for f in api
-                    .delete_objects(batch)
-                    .await
-                    .map_err(|e| e.into_backend(path))?
-                {
+                while in_flight.len() >= DELETE_BATCHES_IN_FLIGHT {
+                    if let Some(done) = in_flight.next().await {
+                        settle(done, &mut failures, &mut failed);
+                    }
+                }
+                in_flight.push(api.delete_objects(batch));
+            }
+            match page.next_token {
+                Some(t) if failed.is_none() => token = Some(t),
+                _ => break Ok(()),
+            }
+        };
+        // Let every batch already sent finish before reporting, so the outcome is settled.
+        while let Some(done) = in_flight.next().await {
+            settle(done, &mut failures, &mut failed);
+        }
+        listed.map_err(|e| e.into_backend(path))?;
+        if let Some(e) = failed {
+            return Err(e.into_backend(path));
+        }
+        if !failures.is_empty() {
+            let errors = failures
+                .into_iter()
+                .map(|f| {
                     let p = self
                         .inner
                         .keys
                         .path(&f.key)
                         .map(|p| p.to_string())
                         .unwrap_or(f.key);
-                    errors.push(Error::backend(
+                    Error::backend(
                         DRIVER,
                         Some(&p),
                         format!("DeleteObjects: {}: {}", f.code, f.message),
-                    ));
-                }
-            }
-            match page.next_token {
-                Some(t) => token = Some(t),
-                None => break,
-            }
-        }
-        if !errors.is_empty() {
+                    )
+                })
+                .collect();
             return Err(Error::Multiple {
                 driver: DRIVER.to_owned(),
                 errors,

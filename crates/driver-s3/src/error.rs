@@ -83,6 +83,12 @@ impl S3Error {
         self.code.as_deref() == Some("InvalidRange") || self.status == Some(416)
     }
 
+    /// Whether an `If-Match` (or other) precondition failed: the object is not the version
+    /// the request named.
+    pub(crate) fn is_precondition_failed(&self) -> bool {
+        self.code.as_deref() == Some("PreconditionFailed") || self.status == Some(412)
+    }
+
     /// Whether the server answered (as opposed to a network or client failure).
     pub(crate) fn is_api(&self) -> bool {
         self.class == ErrorClass::Api
@@ -180,6 +186,35 @@ impl S3Error {
         }
     }
 }
+
+/// The object changed while a parallel read was fetching it: a later ranged GET found another
+/// version (its `If-Match` on the first answer's ETag failed, the object was deleted or became
+/// shorter, or the server answered another ETag). The reader stops with this error before
+/// yielding any byte of the other version, so the bytes already yielded are a prefix of one
+/// version. It is the source of the [`Error::Backend`] the stream yields; find it with
+/// `std::error::Error::source` and `downcast_ref::<ObjectChanged>()`. Retrying the read from
+/// the start reads the new version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectChanged {
+    /// The storage path being read.
+    pub path: String,
+    /// The ETag of the version the read started on.
+    pub etag: String,
+    /// What showed the change (the server's answer).
+    pub detail: String,
+}
+
+impl fmt::Display for ObjectChanged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} changed while being read (the read started on ETag {}): {}",
+            self.path, self.etag, self.detail
+        )
+    }
+}
+
+impl std::error::Error for ObjectChanged {}
 
 /// The text of the first `<name>…</name>` element in an S3 XML error body, unescaped. Only
 /// `Code` and `Message` are read: other elements (`StringToSign`, `SignatureProvided`) would

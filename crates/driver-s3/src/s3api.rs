@@ -133,6 +133,56 @@ pub(crate) struct DeleteFailure {
     pub(crate) message: String,
 }
 
+/// `Content-Range: bytes <start>-<end>/<total>` of a ranged answer (`total` `None` for `*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ContentRange {
+    pub(crate) start: u64,
+    /// Last byte sent, inclusive.
+    pub(crate) end: u64,
+    pub(crate) total: Option<u64>,
+}
+
+impl ContentRange {
+    /// Parses the header value; `None` for anything but a well-formed, ordered byte range.
+    pub(crate) fn parse(v: &str) -> Option<Self> {
+        let rest = v.trim().strip_prefix("bytes ")?;
+        let (span, total) = rest.split_once('/')?;
+        let (a, b) = span.trim().split_once('-')?;
+        let start: u64 = a.trim().parse().ok()?;
+        let end: u64 = b.trim().parse().ok()?;
+        let total = match total.trim() {
+            "*" => None,
+            t => Some(t.parse::<u64>().ok()?),
+        };
+        if end < start || total.is_some_and(|t| end >= t) {
+            return None;
+        }
+        Some(ContentRange { start, end, total })
+    }
+}
+
+/// A successful GetObject.
+pub(crate) struct GetAnswer {
+    /// `Content-Length` of this answer's body.
+    pub(crate) content_length: Option<u64>,
+    /// The bytes sent; `None` when the answer carries no `Content-Range` (the server ignored
+    /// `Range` and sent the whole object from byte 0).
+    pub(crate) range: Option<ContentRange>,
+    /// The object's ETag, quotes kept as sent.
+    pub(crate) etag: Option<String>,
+    pub(crate) body: ByteStream,
+}
+
+impl std::fmt::Debug for GetAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetAnswer")
+            .field("content_length", &self.content_length)
+            .field("range", &self.range)
+            .field("etag", &self.etag)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One grant of an object ACL (for header tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AclGrant {
@@ -237,11 +287,37 @@ impl S3Api {
         offset: u64,
         path: &str,
     ) -> Result<Option<(Option<u64>, ByteStream)>, S3Error> {
+        Ok(self
+            .get_range(key, offset, None, None, path)
+            .await?
+            .map(|a| (a.content_length, a.body)))
+    }
+
+    /// GetObject of bytes `start..=end` (`end` `None`: to the end of the object), only if the
+    /// object's ETag is `if_match` when given. `Ok(None)` when S3 says the range is
+    /// unsatisfiable (416). A failed precondition is an error with status 412 (see
+    /// [`S3Error::is_precondition_failed`]). The answer says which bytes came
+    /// ([`GetAnswer::range`] is `None` when the server ignored `Range` and sent the whole
+    /// object). A body that breaks is resumed by the dispatcher with the same `If-Match`
+    /// and the answer's own range end, so this composes with the window reader.
+    pub(crate) async fn get_range(
+        &self,
+        key: &str,
+        start: u64,
+        end: Option<u64>,
+        if_match: Option<&str>,
+        path: &str,
+    ) -> Result<Option<GetAnswer>, S3Error> {
         const OP: &str = "GetObject";
+        let range = match end {
+            Some(end) => format!("bytes={start}-{end}"),
+            None => format!("bytes={start}-"),
+        };
         let req = rusoto_s3::GetObjectRequest {
             bucket: self.bucket.clone(),
             key: key.to_owned(),
-            range: Some(format!("bytes={offset}-")),
+            range: Some(range),
+            if_match: if_match.map(str::to_owned),
             ..Default::default()
         };
         let out = match self.conn.client.get_object(req).await {
@@ -255,8 +331,18 @@ impl S3Api {
                 };
             }
         };
-        let len = out.content_length.and_then(|l| u64::try_from(l).ok());
-        let stream: ByteStream = match out.body {
+        let content_length = out.content_length.and_then(|l| u64::try_from(l).ok());
+        let range = match out.content_range.as_deref() {
+            Some(v) => Some(ContentRange::parse(v).ok_or_else(|| {
+                S3Error::malformed(OP, format!("unreadable Content-Range {v:?}"))
+            })?),
+            None => None,
+        };
+        let etag = out
+            .e_tag
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty());
+        let body: ByteStream = match out.body {
             Some(b) => {
                 let path = path.to_owned();
                 Box::pin(b.map_err(move |e| {
@@ -275,7 +361,12 @@ impl S3Api {
             }
             None => Box::pin(futures::stream::empty()),
         };
-        Ok(Some((len, stream)))
+        Ok(Some(GetAnswer {
+            content_length,
+            range,
+            etag,
+            body,
+        }))
     }
 
     /// HeadObject.
@@ -868,6 +959,38 @@ mod tests {
             "2026-11-23T1",
         ] {
             assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn content_range_parsing() {
+        assert_eq!(
+            ContentRange::parse("bytes 0-9/100"),
+            Some(ContentRange {
+                start: 0,
+                end: 9,
+                total: Some(100)
+            })
+        );
+        assert_eq!(
+            ContentRange::parse(" bytes 5-5/*"),
+            Some(ContentRange {
+                start: 5,
+                end: 5,
+                total: None
+            })
+        );
+        for bad in [
+            "",
+            "bytes",
+            "bytes 9-0/100",
+            "bytes 0-100/100",
+            "bytes */100",
+            "items 0-9/100",
+            "bytes 0-9/x",
+            "bytes -1-9/100",
+        ] {
+            assert_eq!(ContentRange::parse(bad), None, "{bad}");
         }
     }
 
