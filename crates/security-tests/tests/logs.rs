@@ -148,21 +148,25 @@ async fn tracing_output_at_trace_holds_no_key_material() {
     );
 }
 
-/// rusoto logs through the `log` crate, and `rusoto_core::request` logs every header of every
-/// request at DEBUG ("Full request: …"), `Authorization` included; `rusoto_signature` logs the
-/// canonical headers (with `x-amz-security-token`) at DEBUG. regstore's binaries install no
-/// `log` logger (and no `tracing-log` bridge), so they never emit these records, but a program
-/// embedding the driver with a `log` logger at DEBUG would. Kept as a failing check until the
-/// S3 dispatcher stops sending through rusoto's `HttpClient` (or rusoto is replaced): run it
-/// with `--ignored`.
+/// rusoto logs through the `log` crate. Its HTTP client (`rusoto_core::request`) logged every
+/// header at DEBUG, `Authorization` included, and its signer (`rusoto_signature`) the canonical
+/// headers with `x-amz-security-token`; the driver now signs (`sigv4`) and sends (`transport`)
+/// itself, so neither runs. What rusoto still logs through `log` (the names of XML elements it
+/// ignores in error answers, such as `RequestId`) holds no key material, which this test checks
+/// with a `log` logger at TRACE.
 #[tokio::test]
-#[ignore = "known leak: rusoto_core::request logs the Authorization header at log::Level::Debug (issue 7 follow-up)"]
 async fn log_crate_records_at_trace_hold_no_key_material() {
     install();
+    // Proves the `log` path is captured, so an empty capture cannot pass by accident.
+    log::debug!(target: "regstore_security_tests", "log capture canary");
     let Some(env) = workload().await else {
         return;
     };
     let (_, log_text) = captured();
+    assert!(
+        log_text.contains("log capture canary"),
+        "the log-crate logger captured nothing: is it installed?"
+    );
     common::assert_clean(
         "log-crate output at TRACE",
         &log_text,
