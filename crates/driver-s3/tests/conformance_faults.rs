@@ -13,7 +13,9 @@
 //! helpers `expect_content` / `expect_stream` (byte-for-byte comparison of `get_content` and of
 //! `reader(path, offset)` read to the end, reporting the first differing offset), the 5 GiB
 //! case compares SHA-256 of the read-back stream, and `redirect_url` compares the body fetched
-//! from the presigned URL byte for byte. A short or wrong body therefore fails the case.
+//! from the presigned URL byte for byte. A short or wrong body therefore fails the case. The
+//! presigned URLs point at the proxy as well; that fetch is retried after a transient failure
+//! ([`REDIRECT_RETRIES`]), never after a `4xx` such as a bad signature's `403`.
 //!
 //! Each proxy is bounded: it stops when its fixture's teardown drops it, when the test's
 //! runtime ends, and in any case after [`PROXY_RUN_FOR`] (longer than the harness's 600 s case
@@ -33,6 +35,10 @@ use regstore_fault_proxy::{FaultKind, FaultProxy, ProxyConfig};
 const FAULT_RATE: f64 = 0.1;
 /// Seed of the proxy's fault decisions unless `REGSTORE_FAULTS_SEED` gives another.
 const SEED: u64 = 20_261_123;
+/// Retries of the suite's fetch of a presigned URL after a transient failure (the proxy's
+/// faults hit it like any other request). Six attempts at a 10 % fault rate fail one time in
+/// a million.
+const REDIRECT_RETRIES: u32 = 5;
 /// Delay of an injected stall: short, so it is a slow answer and not a time-out.
 const STALL: Duration = Duration::from_millis(200);
 /// Hard stop of a proxy that outlives its case (the harness times a case out after 600 s).
@@ -142,7 +148,10 @@ fn suite(env: common::Env, upstream: SocketAddr) -> Suite {
             .with_walk_order(WalkOrder::KeyOrder)
             .with_walk_missing_is_not_found(false)
             .with_part_size(5 * common::MIB)
-            .with_redirect(true, false),
+            .with_redirect(true, false)
+            // The presigned URLs are fetched through the proxy too, and a real client (docker)
+            // retries such a fetch; the plain suite (`conformance.rs`) stays one-shot.
+            .with_redirect_retries(REDIRECT_RETRIES),
     )
 }
 
