@@ -20,6 +20,7 @@ pub const TARGETS: &[&str] = &[
     "path_validation",
     "config_parsing",
     "sigv2_canonical",
+    "sigv2_sign_request",
     "ip_ranges",
 ];
 
