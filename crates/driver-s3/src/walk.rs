@@ -15,11 +15,62 @@
 //!   know it already reported them);
 //! * folder-marker keys (`dir/`, empty objects some tools create) are never reported as files;
 //!   the directory they name is.
+//!
+//! The next page is requested as soon as a page has arrived, before the callback sees its
+//! entries, so the server's listing and the answer's parsing overlap with the callback's work.
+//! A full walk still costs ⌈N/1000⌉ requests; a walk the callback stops (or fails) early may
+//! have sent one listing more than it used, which is aborted.
 
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
 use regstore_driver_api::{FileInfo, Result, StoragePath, WalkControl, WalkFn, WalkOptions};
 
 use crate::driver::Inner;
-use crate::s3api::ListRequest;
+use crate::error::S3Error;
+use crate::s3api::{ListPage, ListRequest};
+
+/// A listing started ahead of need; aborted when dropped.
+enum Pending {
+    Spawned(tokio::task::JoinHandle<std::result::Result<ListPage, S3Error>>),
+    /// Outside a runtime (never in practice: the HTTP client needs one): run when awaited.
+    Inline(BoxFuture<'static, std::result::Result<ListPage, S3Error>>),
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Pending::Spawned(h) = self {
+            h.abort();
+        }
+    }
+}
+
+impl Pending {
+    fn start(inner: &Arc<Inner>, req: ListRequest) -> Self {
+        let inner = Arc::clone(inner);
+        let fut = async move { inner.api.list_objects_v2(req).await };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => Pending::Spawned(rt.spawn(fut)),
+            Err(_) => Pending::Inline(Box::pin(fut)),
+        }
+    }
+
+    async fn wait(mut self) -> std::result::Result<ListPage, S3Error> {
+        match &mut self {
+            Pending::Spawned(h) => match h.await {
+                Ok(r) => r,
+                Err(e) => Err(S3Error {
+                    operation: "ListObjectsV2",
+                    class: crate::error::ErrorClass::Transport,
+                    status: None,
+                    code: None,
+                    message: format!("listing task failed: {e}"),
+                }),
+            },
+            Pending::Inline(f) => f.await,
+        }
+    }
+}
 
 /// The directories to emit before an entry whose directory is `dir`, top-down: `dir` and its
 /// ancestors below `from`, stopping at the previously emitted directory or any of its
@@ -38,7 +89,7 @@ fn new_dirs(from: &StoragePath, prev: &StoragePath, dir: &StoragePath) -> Vec<St
 
 /// See the module documentation.
 pub(crate) async fn walk(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     from: &StoragePath,
     options: &WalkOptions,
     f: &mut WalkFn<'_>,
@@ -51,22 +102,23 @@ pub(crate) async fn walk(
         .as_ref()
         .filter(|h| !h.is_root())
         .map(|h| inner.keys.key(h));
-    let mut token: Option<String> = None;
+    let request = |token: Option<String>| ListRequest {
+        prefix: prefix.clone(),
+        start_after: start_after.clone(),
+        continuation_token: token,
+        max_keys: Some(1000),
+        ..Default::default()
+    };
     let mut prev_dir = from.clone();
     let mut skip: Option<StoragePath> = None;
+    let mut pending = Some(Pending::start(inner, request(None)));
 
-    loop {
-        let page = inner
-            .api
-            .list_objects_v2(ListRequest {
-                prefix: prefix.clone(),
-                start_after: start_after.clone(),
-                continuation_token: token.take(),
-                max_keys: Some(1000),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.into_backend(from))?;
+    while let Some(p) = pending.take() {
+        let page = p.wait().await.map_err(|e| e.into_backend(from))?;
+        pending = page
+            .next_token
+            .clone()
+            .map(|t| Pending::start(inner, request(Some(t))));
 
         for obj in &page.objects {
             let is_marker = obj.key.ends_with('/');
@@ -108,12 +160,8 @@ pub(crate) async fn walk(
                 }
             }
         }
-
-        match page.next_token {
-            Some(t) => token = Some(t),
-            None => return Ok(()),
-        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
