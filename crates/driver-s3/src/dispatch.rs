@@ -631,8 +631,8 @@ async fn watch<F: Future>(
 /// (`If-Match` its ETag), so a reset or truncated download resumes instead of failing.
 struct Resume {
     inner: Arc<Inner>,
-    /// The addressed, unsigned GET.
-    template: SignedRequest,
+    /// The addressed, unsigned GET (shared with the attempt that made this body).
+    template: Arc<Template>,
     resource: String,
     etag: String,
     /// Absolute offset of this body's first byte, and of the last byte wanted (inclusive).
@@ -710,11 +710,12 @@ impl GuardedBody {
             "s3 response body broke; fetching the rest"
         );
         r.inner.stats.record_retry("GetObject", true);
-        let mut req = unsigned_copy(&r.template);
+        let mut req = r.template.request();
         req.remove_header("range");
         req.add_header("range", &format!("bytes={from}-{}", r.end));
         req.remove_header("if-match");
         req.add_header("if-match", &r.etag);
+        let req = Template::new(req);
         let inner = Arc::clone(&r.inner);
         let resource = r.resource.clone();
         let mut left = r.retries_left;
@@ -727,7 +728,7 @@ impl GuardedBody {
                 let deadline = Instant::now() + inner.policy.operation_timeout;
                 let outcome = inner
                     .attempt(
-                        unsigned_copy(&req),
+                        &req,
                         &mut Body::None,
                         &resource,
                         "GetObject",
@@ -916,7 +917,54 @@ fn content_length(resp: &HttpResponse) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// A copy of an addressed, unsigned request without its body: the template of each attempt.
+/// An addressed, unsigned request without its body: what every attempt signs a copy of.
+/// A separate type (not a body-less `SignedRequest`) so it can be shared between tasks: a
+/// `SignedRequest` is not `Sync` because of its payload.
+struct Template {
+    method: String,
+    service: String,
+    region: rusoto_core::Region,
+    path: String,
+    headers: BTreeMap<String, Vec<Vec<u8>>>,
+    params: BTreeMap<String, Option<String>>,
+    scheme: Option<String>,
+    hostname: Option<String>,
+}
+
+impl Template {
+    /// Takes the request's parts; its payload, if any, is dropped (the caller took it).
+    fn new(r: SignedRequest) -> Arc<Self> {
+        Arc::new(Template {
+            method: r.method,
+            service: r.service,
+            region: r.region,
+            path: r.path,
+            headers: r.headers,
+            params: r.params,
+            scheme: r.scheme,
+            hostname: r.hostname,
+        })
+    }
+
+    /// A body-less, unsigned request to sign and send.
+    fn request(&self) -> SignedRequest {
+        SignedRequest {
+            method: self.method.clone(),
+            service: self.service.clone(),
+            region: self.region.clone(),
+            path: self.path.clone(),
+            headers: self.headers.clone(),
+            params: self.params.clone(),
+            scheme: self.scheme.clone(),
+            hostname: self.hostname.clone(),
+            payload: None,
+            canonical_query_string: String::new(),
+            canonical_uri: String::new(),
+        }
+    }
+}
+
+/// A copy of an addressed, unsigned request without its body.
 fn unsigned_copy(r: &SignedRequest) -> SignedRequest {
     SignedRequest {
         method: r.method.clone(),
@@ -1089,12 +1137,16 @@ impl Inner {
         let started = Instant::now();
         let op = operation(&request, &self.addressing.bucket);
         // The object key of a path-style `/bucket/key` request, for orphan clean-up.
-        let key = request
-            .path
-            .strip_prefix('/')
-            .and_then(|p| p.strip_prefix(self.addressing.bucket.as_str()))
-            .and_then(|p| p.strip_prefix('/'))
-            .map(str::to_owned);
+        let key = if op == "CreateMultipartUpload" {
+            request
+                .path
+                .strip_prefix('/')
+                .and_then(|p| p.strip_prefix(self.addressing.bucket.as_str()))
+                .and_then(|p| p.strip_prefix('/'))
+                .map(str::to_owned)
+        } else {
+            None
+        };
         let pristine = (op == "CreateMultipartUpload").then(|| unsigned_copy(&request));
         if op == "DeleteObjects" {
             ensure_content_md5(&mut request);
@@ -1117,6 +1169,9 @@ impl Inner {
                 }
             }
         };
+        // The template of every attempt: each signs its own copy, a GetObject body that may
+        // resume keeps a handle instead of another copy.
+        let request = Template::new(request);
         let budget = timeout.map_or(self.policy.operation_timeout, |t| {
             t.min(self.policy.operation_timeout)
         });
@@ -1126,7 +1181,7 @@ impl Inner {
         loop {
             let failed = match self
                 .attempt(
-                    unsigned_copy(&request),
+                    &request,
                     &mut body,
                     &resource,
                     op,
@@ -1140,7 +1195,7 @@ impl Inner {
                         Body::Buffer(b) => Some(b.clone()),
                         _ => None,
                     };
-                    let head = unsigned_copy(&request);
+                    let head = request.request();
                     return Ok(self
                         .recover_complete(resp, head, xml, &resource, deadline)
                         .await);
@@ -1210,17 +1265,11 @@ impl Inner {
         op: &'static str,
         deadline: Instant,
     ) -> Option<HttpResponse> {
+        let request = Template::new(request);
         let mut retry = 0;
         loop {
             let outcome = self
-                .attempt(
-                    unsigned_copy(&request),
-                    &mut Body::None,
-                    resource,
-                    op,
-                    deadline,
-                    0,
-                )
+                .attempt(&request, &mut Body::None, resource, op, deadline, 0)
                 .await;
             let kind = match outcome {
                 Ok(r) => return Some(r),
@@ -1397,7 +1446,14 @@ impl Inner {
             head.remove_header(h);
         }
         let Ok(found) = self
-            .attempt(head, &mut Body::None, resource, "HeadObject", deadline, 0)
+            .attempt(
+                &Template::new(head),
+                &mut Body::None,
+                resource,
+                "HeadObject",
+                deadline,
+                0,
+            )
             .await
         else {
             return resp;
@@ -1423,11 +1479,12 @@ impl Inner {
         resp
     }
 
-    /// One signed attempt of `request` (an unsigned copy) with the next payload of `body`.
-    /// `retries_left` bounds how often a successful GetObject body may resume after breaking.
+    /// One signed attempt of a copy of `template` (addressed, unsigned, without body) with
+    /// the next payload of `body`. `retries_left` bounds how often a successful GetObject body
+    /// may resume after breaking.
     async fn attempt(
         self: &Arc<Self>,
-        mut request: SignedRequest,
+        template: &Arc<Template>,
         body: &mut Body,
         resource: &str,
         op: &'static str,
@@ -1435,7 +1492,7 @@ impl Inner {
         retries_left: u32,
     ) -> Result<HttpResponse, Failed> {
         let idle = self.policy.request_timeout;
-        let template = (op == "GetObject").then(|| unsigned_copy(&request));
+        let mut request = template.request();
         let progress = Arc::new(Progress::new());
         request.payload = body.next_payload(&progress);
         let creds = self.credentials.credentials().await.map_err(|e| {
@@ -1479,19 +1536,17 @@ impl Inner {
                     .filter(|len| *len > 0 && status == 200)
                     .map(|len| (0, len - 1))
             });
-            let resume = match (template, etag, span) {
-                (Some(template), Some(etag), Some((start, end))) if !etag.is_empty() => {
-                    Some(Resume {
-                        inner: Arc::clone(self),
-                        template,
-                        resource: resource.to_owned(),
-                        etag,
-                        start,
-                        end,
-                        retries_left,
-                        retry: 0,
-                    })
-                }
+            let resume = match (etag, span) {
+                (Some(etag), Some((start, end))) if !etag.is_empty() => Some(Resume {
+                    inner: Arc::clone(self),
+                    template: Arc::clone(template),
+                    resource: resource.to_owned(),
+                    etag,
+                    start,
+                    end,
+                    retries_left,
+                    retry: 0,
+                }),
                 _ => None,
             };
             let inner = std::mem::replace(&mut resp.body, ByteStream::from(Vec::new()));
