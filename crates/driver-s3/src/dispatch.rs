@@ -610,6 +610,11 @@ async fn watch<F: Future>(
     deadline: Instant,
 ) -> Result<F::Output, Stalled> {
     tokio::pin!(fut);
+    // Most answers of small requests are already buffered: finish those without registering
+    // a timer.
+    if let Poll::Ready(out) = futures::poll!(&mut fut) {
+        return Ok(out);
+    }
     loop {
         let wake = progress.idle_deadline(idle).min(deadline);
         tokio::select! {
@@ -653,7 +658,9 @@ type PendingGet = Pin<Box<dyn Future<Output = Result<HttpResponse, String>> + Se
 struct GuardedBody {
     inner: ByteStream,
     idle: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    /// Armed when the body first has to wait, re-armed by every chunk after that: a small
+    /// body already buffered by hyper never registers a timer.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     expected: Option<u64>,
     seen: u64,
     done: bool,
@@ -671,7 +678,7 @@ impl GuardedBody {
         GuardedBody {
             inner,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
+            timer: None,
             expected,
             seen: 0,
             done: false,
@@ -781,8 +788,7 @@ impl Stream for GuardedBody {
                         this.pending = None;
                         // The new body guards itself and may resume again with what is left.
                         this.inner = resp.body;
-                        let next = tokio::time::Instant::now() + this.idle;
-                        this.timer.as_mut().reset(next);
+                        this.timer = None;
                         continue;
                     }
                     Poll::Ready(Err(msg)) => {
@@ -803,8 +809,11 @@ impl Stream for GuardedBody {
                             return this.fail(std::io::ErrorKind::InvalidData, msg);
                         }
                     }
-                    let next = tokio::time::Instant::now() + this.idle;
-                    this.timer.as_mut().reset(next);
+                    if let Some(timer) = this.timer.as_mut() {
+                        timer
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + this.idle);
+                    }
                     Poll::Ready(Some(Ok(chunk)))
                 }
                 Poll::Ready(Some(Err(e))) => {
@@ -831,7 +840,11 @@ impl Stream for GuardedBody {
                     }
                 },
                 Poll::Pending => {
-                    if this.timer.as_mut().poll(cx).is_ready() {
+                    let idle = this.idle;
+                    let timer = this
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    if timer.as_mut().poll(cx).is_ready() {
                         let msg = format!(
                             "response body stalled: no data for {}s (requesttimeout)",
                             this.idle.as_secs_f64()
@@ -1914,6 +1927,8 @@ mod tests {
         Fail(&'static str),
         /// Never answers.
         Hang,
+        /// `200`, `Content-Length` 10, five body bytes, then silence.
+        StallBody,
     }
 
     /// What [`Scripted`] saw of one attempt.
@@ -1988,6 +2003,17 @@ mod tests {
                     }
                     Answer::Fail(text) => Err(HttpDispatchError::new(text.to_owned())),
                     Answer::Hang => futures::future::pending().await,
+                    Answer::StallBody => {
+                        let mut headers = hyper::HeaderMap::<String>::default();
+                        headers.insert(hyper::header::CONTENT_LENGTH, "10".to_owned());
+                        let body = futures::stream::iter(vec![Ok(Bytes::from_static(b"01234"))])
+                            .chain(futures::stream::pending());
+                        Ok(HttpResponse {
+                            status: hyper::StatusCode::OK,
+                            body: ByteStream::new(body),
+                            headers,
+                        })
+                    }
                 }
             }
             .boxed()
@@ -2221,6 +2247,24 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(body_of(resp).await.unwrap(), b"01234");
+    }
+
+    #[tokio::test]
+    async fn a_get_object_body_that_goes_silent_fails_after_requesttimeout() {
+        let (d, _, _) = scripted(
+            vec![Answer::StallBody],
+            &[("requesttimeout", "1s"), ("maxretries", "0")],
+        );
+        let t = Instant::now();
+        let resp = d
+            .dispatch(req("GET", "/bkt/k", &[], &[]), None)
+            .await
+            .unwrap();
+        let err = body_of(resp).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().contains("stalled"), "{err}");
+        assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     }
 
     #[tokio::test]
