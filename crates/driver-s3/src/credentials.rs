@@ -6,6 +6,7 @@
 //! expires. Secrets never reach `Debug`, logs or error messages.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -70,12 +71,12 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// failed lookup forever, so one instance-metadata hiccup at startup would disable the driver
 /// until restart. Here a failure is returned to the caller and the next request asks again.
 pub(crate) enum CredentialsProvider {
-    /// Fixed keys.
-    Static(AwsCredentials),
+    /// Fixed keys (shared: every request borrows them, none copies the secret).
+    Static(Arc<AwsCredentials>),
     /// rusoto's chain (boxed: it is large) with a success-only cache.
     Chain {
         chain: Box<ChainProvider>,
-        cached: Mutex<Option<AwsCredentials>>,
+        cached: Mutex<Option<Arc<AwsCredentials>>>,
     },
 }
 
@@ -99,12 +100,12 @@ impl CredentialsProvider {
                 access_key,
                 secret_key,
                 session_token,
-            } => CredentialsProvider::Static(AwsCredentials::new(
+            } => CredentialsProvider::Static(Arc::new(AwsCredentials::new(
                 access_key.clone(),
                 secret_key.clone(),
                 session_token.clone(),
                 None,
-            )),
+            ))),
             Credentials::Chain => CredentialsProvider::Chain {
                 chain: Box::new(ChainProvider::new()),
                 cached: Mutex::new(None),
@@ -114,22 +115,23 @@ impl CredentialsProvider {
 
     /// Current credentials. Chain credentials are reused until [`REFRESH_MARGIN`] before their
     /// expiry. The error message is rusoto's and names the sources it tried, not secrets.
-    pub(crate) async fn credentials(&self) -> Result<AwsCredentials, CredentialsError> {
+    /// Shared, so handing them to each request copies no key material.
+    pub(crate) async fn credentials(&self) -> Result<Arc<AwsCredentials>, CredentialsError> {
         match self {
-            CredentialsProvider::Static(c) => Ok(c.clone()),
+            CredentialsProvider::Static(c) => Ok(Arc::clone(c)),
             CredentialsProvider::Chain { chain, cached } => {
                 let mut guard = cached.lock().await;
                 if let Some(c) = guard.as_ref() {
                     if !expires_within(c, REFRESH_MARGIN) {
-                        return Ok(c.clone());
+                        return Ok(Arc::clone(c));
                     }
                 }
-                let fresh = chain.credentials().await?;
+                let fresh = Arc::new(chain.credentials().await?);
                 tracing::debug!(
                     expires_at = ?fresh.expires_at(),
                     "s3aws: fetched credentials from the provider chain"
                 );
-                *guard = Some(fresh.clone());
+                *guard = Some(Arc::clone(&fresh));
                 Ok(fresh)
             }
         }

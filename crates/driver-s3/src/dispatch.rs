@@ -1165,8 +1165,10 @@ impl Inner {
             ensure_content_md5(&mut request);
         }
         let resource = self.addressing.apply(&mut request);
-        request.remove_header("user-agent");
-        request.add_header("user-agent", &self.user_agent);
+        request.headers.insert(
+            "user-agent".to_owned(),
+            vec![self.user_agent.as_bytes().to_vec()],
+        );
         let mut body = match request.payload.take() {
             None => Body::None,
             Some(SignedRequestPayload::Buffer(b)) => Body::Buffer(b),
@@ -1519,7 +1521,15 @@ impl Inner {
             }
         }
         self.stats.record(op);
-        let method = request.method.clone();
+        // For logs and the HEAD check; a static name instead of a copy of the request's.
+        let method: &'static str = match request.method.as_str() {
+            "GET" => "GET",
+            "PUT" => "PUT",
+            "POST" => "POST",
+            "DELETE" => "DELETE",
+            "HEAD" => "HEAD",
+            _ => "other",
+        };
         let sent = watch(self.http.dispatch(request, None), &progress, idle, deadline).await;
         let mut resp = match sent {
             Ok(Ok(resp)) => resp,

@@ -10,6 +10,7 @@
 //! request's headers as they are, a `user-agent` when the request has none. The response body
 //! streams through unbuffered.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -115,8 +116,14 @@ pub(crate) fn to_hyper(
     if request.canonical_uri.is_empty() {
         prepare(&mut request);
     }
-    let scheme = request.scheme();
-    let host = request.hostname();
+    let scheme: Cow<'_, str> = match &request.scheme {
+        Some(s) => Cow::Borrowed(s.as_str()),
+        None => Cow::Owned(request.scheme()),
+    };
+    let host: Cow<'_, str> = match &request.hostname {
+        Some(h) => Cow::Borrowed(h.as_str()),
+        None => Cow::Owned(request.hostname()),
+    };
     let query = &request.canonical_query_string;
     let mut uri = String::with_capacity(
         scheme.len() + 3 + host.len() + request.canonical_uri.len() + 1 + query.len(),
