@@ -30,7 +30,22 @@ use crate::sigv4;
 /// `canonical_uri`/`canonical_query_string` to the path and query it will be sent with, the
 /// `host` header, `content-type` (`application/octet-stream` when absent, as rusoto did) and
 /// `content-length` from the payload (left out for a stream of unknown length).
+///
+/// Header names are lower-cased, values of names differing only in case merged in order:
+/// rusoto's `add_header` already lower-cases, but a name inserted directly would otherwise be
+/// signed as one header and sent as another.
 pub(crate) fn prepare(request: &mut SignedRequest) {
+    if request
+        .headers
+        .keys()
+        .any(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        let mut merged: std::collections::BTreeMap<String, Vec<Vec<u8>>> = Default::default();
+        for (k, v) in std::mem::take(&mut request.headers) {
+            merged.entry(k.to_ascii_lowercase()).or_default().extend(v);
+        }
+        request.headers = merged;
+    }
     request.canonical_uri = sigv4::wire_path(request);
     request.canonical_query_string = sigv4::canonical_query(
         request
@@ -273,11 +288,15 @@ mod tests {
         r.add_header("user-agent", "mine");
         r.add_header("x-amz-meta-a", "1");
         r.add_header("x-amz-meta-a", "2");
+        r.headers
+            .insert("X-Amz-Meta-A".to_owned(), vec![b"3".to_vec()]);
         prepare(&mut r);
+        assert_eq!(r.headers["x-amz-meta-a"].len(), 3);
+        assert!(!r.headers.contains_key("X-Amz-Meta-A"));
         assert_eq!(r.headers["content-length"], vec![b"3".to_vec()]);
         let h = to_hyper(r, &ua()).unwrap();
         assert_eq!(h.headers()["user-agent"], "mine");
-        assert_eq!(h.headers().get_all("x-amz-meta-a").iter().count(), 2);
+        assert_eq!(h.headers().get_all("x-amz-meta-a").iter().count(), 3);
         assert_eq!(
             h.uri().to_string(),
             "https://s3.us-east-1.amazonaws.com/b/k"
