@@ -1040,6 +1040,9 @@ fn connector(
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(connect_timeout));
+    // Small requests go out in one or two writes and wait for the answer: Nagle's algorithm
+    // would only hold a request's tail back for the server's delayed ACK.
+    http.set_nodelay(true);
     let mut tls = native_tls::TlsConnector::builder();
     if skip_verify {
         // Said once per driver, at start-up: a config that turns verification off should be
