@@ -411,7 +411,7 @@ impl StorageDriver for S3Driver {
             .await
             .map_err(|e| e.into_error(path))?
         {
-            Some((len, stream)) => collect(len, stream).await,
+            Some((len, stream)) => collect(len, stream, path).await,
             None => Ok(Bytes::new()),
         }
     }

@@ -154,7 +154,9 @@ impl ContentRange {
             "*" => None,
             t => Some(t.parse::<u64>().ok()?),
         };
-        if end < start || total.is_some_and(|t| end >= t) {
+        // `end == u64::MAX` would make the range one byte longer than any length can say
+        // (`end + 1` overflows): no object has such a byte, so the header is malformed.
+        if end < start || end == u64::MAX || total.is_some_and(|t| end >= t) {
             return None;
         }
         Some(ContentRange { start, end, total })
@@ -838,16 +840,46 @@ impl S3Api {
     }
 }
 
-/// Collects a stream into one buffer (for small objects), pre-sized when the length is known.
-pub(crate) async fn collect(len: Option<u64>, mut stream: ByteStream) -> Result<Bytes, Error> {
+/// Most bytes [`collect`] reserves up front from a server-declared length. A larger declared
+/// length is not trusted for allocation (an absurd `Content-Length` would abort the process):
+/// the buffer grows as bytes actually arrive instead.
+const COLLECT_PREALLOC_MAX: usize = 4 << 20;
+
+/// Collects a stream into one buffer (for small objects). With a declared length `len`
+/// (`Content-Length`) the buffer is pre-sized up to [`COLLECT_PREALLOC_MAX`], and the body
+/// must be exactly `len` bytes: more is an error as soon as it arrives, fewer when it ends
+/// (both `Backend` errors about `path`), so wrong bytes are never returned.
+pub(crate) async fn collect(
+    len: Option<u64>,
+    mut stream: ByteStream,
+    path: &str,
+) -> Result<Bytes, Error> {
+    let mismatch = |got: u64, n: u64, how: &str| {
+        Error::backend(
+            DRIVER,
+            Some(path),
+            S3Error::malformed(
+                "GetObject",
+                format!("body {how}: {got} bytes, Content-Length {n}"),
+            ),
+        )
+    };
+    let mut got: u64 = 0;
     let mut first: Option<Bytes> = None;
     let mut buf: Option<bytes::BytesMut> = None;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
+        got = got.saturating_add(chunk.len() as u64);
+        if let Some(n) = len.filter(|&n| got > n) {
+            return Err(mismatch(got, n, "longer than declared"));
+        }
         match (&mut first, &mut buf) {
             (None, None) => first = Some(chunk),
             (Some(f), None) => {
-                let cap = len.and_then(|l| usize::try_from(l).ok()).unwrap_or(0);
+                let cap = len
+                    .and_then(|l| usize::try_from(l).ok())
+                    .unwrap_or(0)
+                    .min(COLLECT_PREALLOC_MAX);
                 let mut b = bytes::BytesMut::with_capacity(cap.max(f.len() + chunk.len()));
                 b.extend_from_slice(f);
                 b.extend_from_slice(&chunk);
@@ -855,6 +887,9 @@ pub(crate) async fn collect(len: Option<u64>, mut stream: ByteStream) -> Result<
             }
             (_, Some(b)) => b.extend_from_slice(&chunk),
         }
+    }
+    if let Some(n) = len.filter(|&n| got != n) {
+        return Err(mismatch(got, n, "shorter than declared"));
     }
     Ok(match (first, buf) {
         (_, Some(b)) => b.freeze(),
@@ -989,6 +1024,9 @@ mod tests {
             "items 0-9/100",
             "bytes 0-9/x",
             "bytes -1-9/100",
+            // `end + 1` would overflow.
+            "bytes 0-18446744073709551615/*",
+            "bytes 5-18446744073709551615/*",
         ] {
             assert_eq!(ContentRange::parse(bad), None, "{bad}");
         }
@@ -1001,10 +1039,57 @@ mod tests {
             Ok(Bytes::from_static(b"cd")),
             Ok(Bytes::from_static(b"e")),
         ]));
-        assert_eq!(collect(Some(5), s).await.unwrap_or_default(), "abcde");
+        assert_eq!(collect(Some(5), s, "/p").await.unwrap_or_default(), "abcde");
         let one: ByteStream = Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(b"x"))]));
-        assert_eq!(collect(None, one).await.unwrap_or_default(), "x");
+        assert_eq!(collect(None, one, "/p").await.unwrap_or_default(), "x");
         let none: ByteStream = Box::pin(futures::stream::empty());
-        assert_eq!(collect(None, none).await.unwrap_or_default(), "");
+        assert_eq!(collect(None, none, "/p").await.unwrap_or_default(), "");
+    }
+
+    fn chunks(n: usize) -> ByteStream {
+        Box::pin(futures::stream::iter(
+            (0..n).map(|_| Ok(Bytes::from_static(b"ab"))),
+        ))
+    }
+
+    #[tokio::test]
+    async fn collect_survives_an_absurd_content_length() {
+        // Pre-sizing from this length would abort the process (capacity overflow or OOM);
+        // the body is only 6 bytes, so the declared length is a lie and an error.
+        for absurd in [u64::MAX, u64::MAX / 2, 1 << 50] {
+            let e = collect(Some(absurd), chunks(3), "/p/x")
+                .await
+                .expect_err("shorter than declared");
+            let text = e.to_string();
+            assert!(text.contains("/p/x") && text.contains("shorter"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn collect_checks_the_declared_length() {
+        let e = collect(Some(3), chunks(100), "/p/x")
+            .await
+            .expect_err("longer than declared");
+        assert!(e.to_string().contains("longer"), "{e}");
+        assert!(collect(Some(7), chunks(3), "/p/x").await.is_err());
+        assert_eq!(
+            collect(Some(6), chunks(3), "/p/x")
+                .await
+                .unwrap_or_default(),
+            "ababab"
+        );
+        // A single chunk is checked too.
+        assert!(collect(Some(1), chunks(1), "/p/x").await.is_err());
+        let empty: ByteStream = Box::pin(futures::stream::empty());
+        assert!(collect(Some(1), empty, "/p/x").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn collect_stops_reading_past_the_declared_length() {
+        // An endless body: the error must come as soon as it exceeds the declared length.
+        let endless: ByteStream = Box::pin(futures::stream::repeat_with(|| {
+            Ok(Bytes::from_static(b"0123456789"))
+        }));
+        assert!(collect(Some(25), endless, "/p/x").await.is_err());
     }
 }

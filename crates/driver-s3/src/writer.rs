@@ -42,7 +42,7 @@ use regstore_driver_api::{Error, FileWriter, Result, StoragePath, WriterLifecycl
 use tokio::task::JoinHandle;
 
 use crate::driver::Inner;
-use crate::error::DRIVER;
+use crate::error::{S3Error, DRIVER};
 use crate::s3api::{collect, PartInfo};
 
 /// S3's minimum size of a non-final part.
@@ -51,6 +51,88 @@ const MIN_PART: u64 = 5 * 1024 * 1024;
 /// Writes smaller than this are copied into one buffer; larger ones are kept as they are
 /// (reference-counted, no copy) until their part is uploaded.
 const COPY_BELOW: usize = 64 * 1024;
+
+/// Most pages a resume follows in one listing. Far more than any honest listing needs (ListParts
+/// holds at most 10,000 parts, 1,000 per page), small enough that a server whose markers never
+/// end cannot keep a writer open forever.
+const MAX_LIST_PAGES: usize = 100_000;
+
+/// Most parts a resume accepts from ListParts before giving up: S3 allows 10,000 parts per
+/// upload; this leaves room for odd servers while bounding memory.
+const MAX_LISTED_PARTS: usize = 100_000;
+
+/// Follows a paginated listing of `operation` from its first page to its last.
+///
+/// `fetch(marker)` gets one page: its items and the marker of the next page (`None` on the
+/// last). Each item goes to `each`, whose `Err` stops the listing. A server whose listing
+/// never ends is stopped with a `Backend` error about `path` instead of looping: a marker
+/// already seen, one that `advances(previous, next)` says goes backwards, or more than
+/// `max_pages` pages.
+async fn follow_pages<M, T, F, Fut>(
+    operation: &'static str,
+    path: &str,
+    max_pages: usize,
+    advances: impl Fn(&M, &M) -> bool,
+    mut fetch: F,
+    mut each: impl FnMut(T) -> std::result::Result<(), String>,
+) -> Result<()>
+where
+    M: Clone + Eq + std::hash::Hash + fmt::Debug,
+    F: FnMut(Option<M>) -> Fut,
+    Fut: std::future::Future<
+        Output = std::result::Result<(Vec<T>, Option<M>), crate::error::S3Error>,
+    >,
+{
+    let malformed =
+        |why: String| Error::backend(DRIVER, Some(path), S3Error::malformed(operation, why));
+    let mut seen = std::collections::HashSet::new();
+    let mut marker: Option<M> = None;
+    for _ in 0..max_pages {
+        let (items, next) = fetch(marker.clone())
+            .await
+            .map_err(|e| e.into_backend(path))?;
+        for item in items {
+            each(item).map_err(&malformed)?;
+        }
+        let Some(next) = next else {
+            return Ok(());
+        };
+        if marker.as_ref().is_some_and(|prev| !advances(prev, &next)) || !seen.insert(next.clone())
+        {
+            return Err(malformed(format!(
+                "listing does not advance (next marker {next:?} after {marker:?})"
+            )));
+        }
+        marker = Some(next);
+    }
+    Err(malformed(format!(
+        "listing did not end within {max_pages} pages"
+    )))
+}
+
+/// Size and next part number of an upload resumed with `parts` (sorted by number, from
+/// ListParts). Server-provided numbers and sizes are checked, not trusted: a size sum beyond
+/// what S3 can describe (`i64`) or a part number outside S3's `1..` range is an error.
+fn resumed_state(parts: &[PartInfo]) -> std::result::Result<(u64, i64), String> {
+    let mut size: u64 = 0;
+    for p in parts {
+        if p.number < 1 {
+            return Err(format!("part number {} is not positive", p.number));
+        }
+        size = size
+            .checked_add(p.size)
+            .filter(|&s| i64::try_from(s).is_ok())
+            .ok_or_else(|| "part sizes add up to more than an object can hold".to_owned())?;
+    }
+    let next = match parts.last() {
+        None => 1,
+        Some(p) => p
+            .number
+            .checked_add(1)
+            .ok_or_else(|| format!("part number {} leaves no next number", p.number))?,
+    };
+    Ok((size, next))
+}
 
 /// Bytes waiting for the next part, as a list of pieces so large writes are never copied.
 #[derive(Default)]
@@ -173,29 +255,27 @@ impl S3Writer {
         let api = &inner.api;
         let key = inner.keys.key(&path);
         let mut best: Option<crate::s3api::UploadInfo> = None;
-        let mut marker = None;
-        loop {
-            let page = api
-                .list_multipart_uploads(&key, marker.clone())
-                .await
-                .map_err(|e| e.into_backend(&path))?;
-            for u in page.uploads {
+        follow_pages(
+            "ListMultipartUploads",
+            &path,
+            MAX_LIST_PAGES,
+            // Keys come in order: the key marker never goes back.
+            |prev: &(String, String), next: &(String, String)| next.0 >= prev.0,
+            |marker| {
+                let key = &key;
+                async move {
+                    let page = api.list_multipart_uploads(key, marker).await?;
+                    Ok((page.uploads, page.next))
+                }
+            },
+            |u| {
                 if u.key == key && best.as_ref().is_none_or(|b| u.initiated >= b.initiated) {
                     best = Some(u);
                 }
-            }
-            match page.next {
-                Some(next) if Some(&next) != marker.as_ref() => marker = Some(next),
-                Some(_) => {
-                    return Err(Error::backend(
-                        DRIVER,
-                        Some(&path),
-                        "ListMultipartUploads: listing does not advance",
-                    ))
-                }
-                None => break,
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
 
         let Some(upload) = best else {
             let head = api
@@ -213,23 +293,36 @@ impl S3Writer {
         };
 
         let mut parts = Vec::new();
-        let mut marker = None;
-        loop {
-            let page = api
-                .list_parts(&key, &upload.upload_id, marker)
-                .await
-                .map_err(|e| e.into_backend(&path))?;
-            parts.extend(page.parts);
-            match page.next_marker {
-                Some(m) => marker = Some(m),
-                None => break,
-            }
-        }
+        follow_pages(
+            "ListParts",
+            &path,
+            MAX_LIST_PAGES,
+            // Part number markers only grow.
+            |prev: &i64, next: &i64| next > prev,
+            |marker| {
+                let (key, id) = (&key, &upload.upload_id);
+                async move {
+                    let page = api.list_parts(key, id, marker).await?;
+                    Ok((page.parts, page.next_marker))
+                }
+            },
+            |p| {
+                parts.push(p);
+                if parts.len() > MAX_LISTED_PARTS {
+                    return Err(format!("more than {MAX_LISTED_PARTS} parts listed"));
+                }
+                Ok(())
+            },
+        )
+        .await?;
         parts.sort_by_key(|p| p.number);
         parts.dedup_by_key(|p| p.number);
+        let (flushed, next_number) = resumed_state(&parts).map_err(|why| {
+            Error::backend(DRIVER, Some(&path), S3Error::malformed("ListParts", why))
+        })?;
         let mut w = Self::new(Arc::clone(&inner), path, key, upload.upload_id);
-        w.flushed = parts.iter().map(|p| p.size).sum();
-        w.next_number = parts.last().map_or(1, |p| p.number + 1);
+        w.flushed = flushed;
+        w.next_number = next_number;
         w.parts = parts;
         Ok(w)
     }
@@ -373,7 +466,16 @@ impl S3Writer {
                 .await
                 .map_err(|e| e.into_error(path))?
             {
-                Some((len, stream)) => collect(len, stream).await?,
+                // The read-back must be exactly `total` bytes: a declared length that differs
+                // is refused before reading, and without one `total` bounds what is buffered.
+                Some((Some(len), _)) if len != total => {
+                    return Err(Error::backend(
+                        DRIVER,
+                        Some(path),
+                        format!("resumed upload: read back {len} bytes, expected {total}"),
+                    ));
+                }
+                Some((len, stream)) => collect(len.or(Some(total)), stream, path).await?,
                 None => Bytes::new(),
             };
             if old.len() as u64 != total {
@@ -548,6 +650,189 @@ mod tests {
         assert_eq!(pieces[2], "e");
         assert_eq!(b.len, 0);
         assert!(b.take().is_empty());
+    }
+
+    /// Runs `follow_pages` over a scripted server: page `i` answers `script[i]` (items, next
+    /// marker); asking past the script is a test failure. Returns the outcome, the markers
+    /// asked for and the items seen.
+    async fn scripted(
+        script: Vec<(Vec<u32>, Option<i64>)>,
+        max_pages: usize,
+    ) -> (Result<()>, Vec<Option<i64>>, Vec<u32>) {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let mut items = Vec::new();
+        let out = follow_pages(
+            "ListParts",
+            "/up/data",
+            max_pages,
+            |prev: &i64, next: &i64| next > prev,
+            |marker| {
+                let n = {
+                    let mut a = asked.borrow_mut();
+                    a.push(marker);
+                    a.len() - 1
+                };
+                let page = script.get(n).cloned();
+                async move {
+                    page.ok_or_else(|| S3Error::malformed("ListParts", "asked past the script"))
+                }
+            },
+            |i| {
+                items.push(i);
+                Ok(())
+            },
+        )
+        .await;
+        (out, asked.into_inner(), items)
+    }
+
+    /// A `follow_pages` error must be a malformed-answer `Backend` error about the path.
+    fn assert_listing_error(out: Result<()>, want: &str) {
+        let e = out.expect_err("the listing must stop with an error");
+        let text = e.to_string();
+        assert!(matches!(e, Error::Backend { .. }), "{e:?}");
+        assert!(
+            text.contains("/up/data") && text.contains("ListParts"),
+            "{text}"
+        );
+        assert!(text.contains(want), "{text}");
+    }
+
+    #[tokio::test]
+    async fn pages_are_followed_to_the_last() {
+        let (out, asked, items) = scripted(
+            vec![(vec![1, 2], Some(2)), (vec![3], Some(3)), (vec![4], None)],
+            10,
+        )
+        .await;
+        assert!(out.is_ok(), "{out:?}");
+        assert_eq!(asked, vec![None, Some(2), Some(3)]);
+        assert_eq!(items, vec![1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_repeating_marker_stops_the_listing() {
+        // A server that always answers the same next marker would be asked forever.
+        let page = (vec![1], Some(5));
+        let (out, asked, _) = scripted(vec![page; 1000], 100_000).await;
+        assert_listing_error(out, "does not advance");
+        assert_eq!(asked, vec![None, Some(5)]);
+    }
+
+    #[tokio::test]
+    async fn a_cycling_or_backward_marker_stops_the_listing() {
+        // 2 → 7 → 2: each differs from the one before, but the listing went backwards.
+        let (out, asked, _) = scripted(
+            vec![(vec![], Some(2)), (vec![], Some(7)), (vec![], Some(2))],
+            100,
+        )
+        .await;
+        assert_listing_error(out, "does not advance");
+        assert_eq!(asked.len(), 3);
+        // A cycle that the order check cannot see (markers of a listing with no order) is
+        // caught by the set of markers already seen.
+        let asked = std::cell::Cell::new(0usize);
+        let out = follow_pages(
+            "ListParts",
+            "/up/data",
+            100,
+            |_: &i64, _: &i64| true,
+            |_| {
+                asked.set(asked.get() + 1);
+                let next = [1i64, 2, 3][asked.get() % 3];
+                async move { Ok((Vec::<u32>::new(), Some(next))) }
+            },
+            |_| Ok(()),
+        )
+        .await;
+        assert_listing_error(out, "does not advance");
+        assert_eq!(asked.get(), 4);
+    }
+
+    #[tokio::test]
+    async fn an_endless_advancing_listing_stops_at_the_page_cap() {
+        let asked = std::cell::Cell::new(0i64);
+        let out = follow_pages(
+            "ListParts",
+            "/up/data",
+            50,
+            |prev: &i64, next: &i64| next > prev,
+            |_| {
+                asked.set(asked.get() + 1);
+                let next = asked.get();
+                async move { Ok((Vec::<u32>::new(), Some(next))) }
+            },
+            |_| Ok(()),
+        )
+        .await;
+        assert_listing_error(out, "within 50 pages");
+        assert_eq!(asked.get(), 50);
+    }
+
+    #[tokio::test]
+    async fn an_item_error_or_a_fetch_error_stops_the_listing() {
+        let out = follow_pages(
+            "ListParts",
+            "/up/data",
+            10,
+            |prev: &i64, next: &i64| next > prev,
+            |_| async { Ok((vec![1u32, 2, 3], Some(1))) },
+            |i| {
+                if i == 2 {
+                    Err("too many".to_owned())
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        assert_listing_error(out, "too many");
+        let out = follow_pages(
+            "ListParts",
+            "/up/data",
+            10,
+            |prev: &i64, next: &i64| next > prev,
+            |_| async {
+                Err::<(Vec<u32>, Option<i64>), _>(S3Error::malformed("ListParts", "bad xml"))
+            },
+            |_| Ok(()),
+        )
+        .await;
+        assert_listing_error(out, "bad xml");
+    }
+
+    fn part(number: i64, size: u64) -> PartInfo {
+        PartInfo {
+            number,
+            etag: "\"e\"".to_owned(),
+            size,
+        }
+    }
+
+    #[test]
+    fn resumed_state_adds_sizes_and_numbers() {
+        assert_eq!(resumed_state(&[]), Ok((0, 1)));
+        assert_eq!(
+            resumed_state(&[part(1, 5), part(2, 7), part(4, 1)]),
+            Ok((13, 5))
+        );
+    }
+
+    #[test]
+    fn resumed_state_refuses_overflowing_server_values() {
+        // Sizes whose sum overflows u64 (each fits S3's i64 on its own).
+        let big = i64::MAX as u64;
+        let e = resumed_state(&[part(1, big), part(2, big), part(3, 2)]);
+        assert!(e.as_ref().is_err_and(|w| w.contains("add up")), "{e:?}");
+        // A sum that fits u64 but no S3 length.
+        let e = resumed_state(&[part(1, big), part(2, 1)]);
+        assert!(e.is_err(), "{e:?}");
+        // `number + 1` would overflow.
+        let e = resumed_state(&[part(1, 1), part(i64::MAX, 1)]);
+        assert!(e.as_ref().is_err_and(|w| w.contains("no next")), "{e:?}");
+        // Numbers S3 never gives.
+        assert!(resumed_state(&[part(0, 1)]).is_err());
+        assert!(resumed_state(&[part(-3, 1), part(1, 1)]).is_err());
     }
 
     #[test]
