@@ -21,7 +21,12 @@
 //! * an answer without ETag or without a known total cannot guard later parts: the read falls
 //!   back to one unbounded GetObject from the offset (a second request; never mixed bytes);
 //! * a later part answered with 412, 404, 416, another ETag or another range ends the stream
-//!   with [`ObjectChanged`] naming the path, before any byte of the other version is yielded.
+//!   with [`ObjectChanged`] naming the path, before any byte of the other version is yielded;
+//! * a first answer whose `Content-Range` is not the range asked for or is inconsistent (end
+//!   before start, at or past the total, beyond any length) is a `Backend` error from `open`;
+//! * a part whose body runs past its range is cut off with an error as soon as the excess
+//!   arrives, even while it waits behind the head, so what a part holds never exceeds its
+//!   range (this keeps the `readconcurrency × readchunksize` bound against such a server).
 //!
 //! The dispatcher resumes a broken body with a ranged `If-Match` GET of the rest of the range it
 //! answered, so a reset inside one part is repaired inside that part.
@@ -35,7 +40,7 @@ use futures::stream::{self, StreamExt};
 use regstore_driver_api::{ByteStream, Error, Result};
 
 use crate::error::{ObjectChanged, S3Error, DRIVER};
-use crate::s3api::GetAnswer;
+use crate::s3api::{ContentRange, GetAnswer};
 
 /// Where the window gets its ranges from: the driver's S3 API, or a fake in tests.
 pub(crate) trait RangeSource: Send + Sync + 'static {
@@ -84,25 +89,24 @@ pub(crate) async fn open(
         // The server ignored Range: this body is the whole object.
         return Ok(skip(first.body, offset));
     };
-    if range.start != offset {
-        return Err(Error::backend(
-            DRIVER,
-            Some(path),
-            S3Error::malformed(
-                "GetObject",
-                format!(
-                    "asked for bytes from {offset}, answered {}-{}",
-                    range.start, range.end
-                ),
-            ),
-        ));
+    // The answer must be the bytes asked for (or fewer, where the object ends) and agree with
+    // itself; the server controls these numbers, so nothing is computed from them unchecked.
+    let length = range
+        .end
+        .checked_sub(range.start)
+        .and_then(|n| n.checked_add(1));
+    let next = range.end.checked_add(1);
+    let (Some(length), Some(next)) = (length, next) else {
+        return Err(bad_first_range(path, offset, first_end, &range));
+    };
+    if range.start != offset || range.end > first_end || range.total.is_some_and(|t| next > t) {
+        return Err(bad_first_range(path, offset, first_end, &range));
     }
     let head = Part {
         stream: first.body,
-        remaining: range.end - range.start + 1,
+        remaining: length,
         _task: None,
     };
-    let next = range.end + 1;
     match (range.total, first.etag) {
         (Some(total), _) if next >= total => Ok(checked(head, path)),
         (Some(total), Some(etag)) => {
@@ -130,6 +134,23 @@ pub(crate) async fn open(
             single(&*src, path, offset).await
         }
     }
+}
+
+/// The error for a first answer whose `Content-Range` is not the range asked for, or is
+/// inconsistent (`end` before `start`, past the total, or beyond any length).
+fn bad_first_range(path: &str, offset: u64, asked_end: u64, range: &ContentRange) -> Error {
+    let total = range.total.map_or("*".to_owned(), |t| t.to_string());
+    Error::backend(
+        DRIVER,
+        Some(path),
+        S3Error::malformed(
+            "GetObject",
+            format!(
+                "asked for bytes {offset}-{asked_end}, answered Content-Range bytes {}-{}/{total}",
+                range.start, range.end
+            ),
+        ),
+    )
 }
 
 /// One GetObject from `offset` to the end.
@@ -242,17 +263,7 @@ impl Window {
     }
 
     fn broken(&self, message: String) -> Error {
-        Error::backend(
-            DRIVER,
-            Some(&self.path),
-            S3Error {
-                operation: "GetObject",
-                class: crate::error::ErrorClass::Transport,
-                status: None,
-                code: None,
-                message,
-            },
-        )
+        part_error(&self.path, message)
     }
 
     /// The next chunk in object order; `None` after the last byte or after an error.
@@ -383,8 +394,27 @@ async fn fetch_part(
             return;
         }
     }
+    // Until this part reaches the head of the window its bytes wait in the channel, so the
+    // part's length is enforced here, as they arrive: a body running past its range is cut
+    // off with an error instead of being buffered without limit.
+    let mut remaining = end - start + 1;
     let mut body = answer.body;
     while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(b) if b.len() as u64 > remaining => {
+                let msg = format!(
+                    "a part ran {} bytes past its range",
+                    b.len() as u64 - remaining
+                );
+                let _ = tx.unbounded_send(Err(part_error(&path, msg)));
+                return;
+            }
+            Ok(b) => {
+                remaining -= b.len() as u64;
+                Ok(b)
+            }
+            Err(e) => Err(e),
+        };
         let stop = chunk.is_err();
         if tx.unbounded_send(chunk).is_err() || stop {
             return;
@@ -392,10 +422,24 @@ async fn fetch_part(
     }
 }
 
+/// A transport error of a part's body about `path` (the window reports those the same way).
+fn part_error(path: &str, message: String) -> Error {
+    Error::backend(
+        DRIVER,
+        Some(path),
+        S3Error {
+            operation: "GetObject",
+            class: crate::error::ErrorClass::Transport,
+            status: None,
+            code: None,
+            message,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::s3api::ContentRange;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
@@ -852,5 +896,129 @@ mod tests {
             "head part plus the one chunk of the short part"
         );
         assert!(err.expect("error").to_string().contains("short"));
+    }
+
+    /// A source whose first answer carries `range` (the server controls it) over 10 bytes.
+    struct FirstRange(ContentRange);
+    impl RangeSource for FirstRange {
+        fn get(
+            &self,
+            _: u64,
+            _: Option<u64>,
+            _: Option<String>,
+        ) -> BoxFuture<'static, std::result::Result<Option<GetAnswer>, S3Error>> {
+            let range = self.0;
+            Box::pin(async move {
+                Ok(Some(GetAnswer {
+                    content_length: None,
+                    range: Some(range),
+                    etag: Some("\"v1\"".to_owned()),
+                    body: Box::pin(stream::iter([Ok(Bytes::from(vec![7u8; 10]))])),
+                }))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn inconsistent_first_range_is_a_typed_error() {
+        let r = |start, end, total| ContentRange { start, end, total };
+        for range in [
+            // `end + 1` overflows (a parse that let it through must not panic here).
+            r(0, u64::MAX, None),
+            r(0, u64::MAX, Some(u64::MAX)),
+            r(5, u64::MAX, None),
+            // End before start.
+            r(0, 0, None).with_end_before_start(),
+            // End at or past the total.
+            r(0, 9, Some(5)),
+            r(0, 9, Some(9)),
+            // More than was asked for (bytes 0-9).
+            r(0, 19, Some(100)),
+            // Another start.
+            r(1, 9, Some(100)),
+        ] {
+            let e = open(Arc::new(FirstRange(range)), "/p/odd", 0, PLAN)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{range:?} must be refused"));
+            assert!(matches!(e, Error::Backend { .. }), "{range:?}: {e:?}");
+            assert!(e.to_string().contains("/p/odd"), "{e}");
+        }
+        // The consistent answer still reads.
+        let s = open(Arc::new(FirstRange(r(0, 9, Some(10)))), "/p/odd", 0, PLAN)
+            .await
+            .expect("open");
+        let (got, err) = read_all(s).await;
+        assert!(err.is_none());
+        assert_eq!(got, vec![7u8; 10]);
+    }
+
+    impl ContentRange {
+        /// A range whose end is one before its start (parse never builds one).
+        fn with_end_before_start(self) -> Self {
+            ContentRange {
+                start: self.start + 1,
+                ..self
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_later_part_running_past_its_range_is_cut_off_as_it_arrives() {
+        // Later parts send their range and then bytes without end; the head is not consumed,
+        // so those parts wait in the window: what they may hold must stay bounded.
+        struct Endless(Arc<Fake>, Arc<std::sync::atomic::AtomicU64>);
+        impl RangeSource for Endless {
+            fn get(
+                &self,
+                start: u64,
+                end: Option<u64>,
+                m: Option<String>,
+            ) -> BoxFuture<'static, std::result::Result<Option<GetAnswer>, S3Error>> {
+                let later = m.is_some();
+                let fut = self.0.get(start, end, m);
+                let extra = Arc::clone(&self.1);
+                Box::pin(async move {
+                    let mut a = fut.await?;
+                    if let (Some(a), true) = (a.as_mut(), later) {
+                        let body = std::mem::replace(&mut a.body, Box::pin(stream::empty()));
+                        let more = stream::unfold(extra, |extra| async move {
+                            tokio::task::yield_now().await;
+                            extra.fetch_add(1, Ordering::SeqCst);
+                            Some((Ok(Bytes::from_static(b"x")), extra))
+                        });
+                        a.body = Box::pin(body.chain(more));
+                    }
+                    Ok(a)
+                })
+            }
+        }
+        let extra = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let d = data(100);
+        let fake = Arc::new(Fake::new(d.clone()));
+        let mut s = open(
+            Arc::new(Endless(fake, Arc::clone(&extra))),
+            "/p/long",
+            0,
+            PLAN,
+        )
+        .await
+        .expect("open");
+        let first = s.next().await.expect("chunk").expect("ok");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Two later parts in flight, each stopped at its first byte past the range.
+        assert!(
+            extra.load(Ordering::SeqCst) <= 2,
+            "pulled {} bytes past the parts' ranges",
+            extra.load(Ordering::SeqCst)
+        );
+        let (rest, err) = read_all(s).await;
+        let mut got = first.to_vec();
+        got.extend(rest);
+        assert_eq!(got, d[..got.len()], "only the object's own bytes");
+        assert_eq!(got.len(), 20, "the head part and the second part's range");
+        let err = err.expect("the overlong part must end the read");
+        assert!(err.to_string().contains("past its range"), "{err}");
+        assert!(err.to_string().contains("/p/long"), "{err}");
     }
 }
