@@ -161,8 +161,30 @@ async fn single(src: &dyn RangeSource, path: &str, offset: u64) -> Result<ByteSt
         .map_err(|e| e.into_error(path))?
     {
         None => Ok(Box::pin(stream::empty())),
-        Some(a) if a.range.is_none() && offset > 0 => Ok(skip(a.body, offset)),
-        Some(a) => Ok(a.body),
+        Some(a) => match a.range {
+            None if offset > 0 => Ok(skip(a.body, offset)),
+            None => Ok(a.body),
+            // Bytes from elsewhere, or a range that stops before the object's end, would be
+            // yielded as if they were the object from `offset`: refuse them.
+            Some(r)
+                if r.start != offset
+                    || r.total.is_some_and(|t| r.end.checked_add(1) != Some(t)) =>
+            {
+                let total = r.total.map_or("*".to_owned(), |t| t.to_string());
+                Err(Error::backend(
+                    DRIVER,
+                    Some(path),
+                    S3Error::malformed(
+                        "GetObject",
+                        format!(
+                            "asked for bytes {offset}- (to the end), answered Content-Range bytes {}-{}/{total}",
+                            r.start, r.end
+                        ),
+                    ),
+                ))
+            }
+            Some(_) => Ok(a.body),
+        },
     }
 }
 
@@ -1020,5 +1042,28 @@ mod tests {
         let err = err.expect("the overlong part must end the read");
         assert!(err.to_string().contains("past its range"), "{err}");
         assert!(err.to_string().contains("/p/long"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn plain_read_refuses_a_range_other_than_asked() {
+        // Asked for bytes 5- (readconcurrency 1): another start, or an answer that stops
+        // before the end, must not be yielded as the object from byte 5.
+        let plan = ReadPlan {
+            concurrency: 1,
+            ..PLAN
+        };
+        let r = |start, end, total| ContentRange { start, end, total };
+        for range in [r(0, 9, Some(10)), r(6, 9, Some(10)), r(5, 8, Some(10))] {
+            let e = open(Arc::new(FirstRange(range)), "/p/odd", 5, plan)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{range:?} must be refused"));
+            assert!(e.to_string().contains("/p/odd"), "{e}");
+        }
+        for range in [r(5, 9, Some(10)), r(5, 9, None)] {
+            assert!(open(Arc::new(FirstRange(range)), "/p/odd", 5, plan)
+                .await
+                .is_ok());
+        }
     }
 }

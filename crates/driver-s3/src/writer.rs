@@ -112,25 +112,22 @@ where
 
 /// Size and next part number of an upload resumed with `parts` (sorted by number, from
 /// ListParts). Server-provided numbers and sizes are checked, not trusted: a size sum beyond
-/// what S3 can describe (`i64`) or a part number outside S3's `1..` range is an error.
+/// what S3 can describe (`i64`) or a part number outside `1..=i32::MAX` is an error.
 fn resumed_state(parts: &[PartInfo]) -> std::result::Result<(u64, i64), String> {
     let mut size: u64 = 0;
     for p in parts {
-        if p.number < 1 {
-            return Err(format!("part number {} is not positive", p.number));
+        // S3 numbers parts 1 to 10,000; allowing up to i32::MAX leaves room for odd servers
+        // while the writer's later `next_number += 1` can never overflow.
+        if !(1..=i64::from(i32::MAX)).contains(&p.number) {
+            return Err(format!("part number {} is out of range", p.number));
         }
         size = size
             .checked_add(p.size)
             .filter(|&s| i64::try_from(s).is_ok())
             .ok_or_else(|| "part sizes add up to more than an object can hold".to_owned())?;
     }
-    let next = match parts.last() {
-        None => 1,
-        Some(p) => p
-            .number
-            .checked_add(1)
-            .ok_or_else(|| format!("part number {} leaves no next number", p.number))?,
-    };
+    // Every number is in range (checked above), so this cannot overflow.
+    let next = parts.last().map_or(1, |p| p.number + 1);
     Ok((size, next))
 }
 
@@ -827,9 +824,18 @@ mod tests {
         // A sum that fits u64 but no S3 length.
         let e = resumed_state(&[part(1, big), part(2, 1)]);
         assert!(e.is_err(), "{e:?}");
-        // `number + 1` would overflow.
-        let e = resumed_state(&[part(1, 1), part(i64::MAX, 1)]);
-        assert!(e.as_ref().is_err_and(|w| w.contains("no next")), "{e:?}");
+        // `number + 1` would overflow, here or at the next part uploaded.
+        for n in [i64::MAX, i64::MAX - 1, i64::from(i32::MAX) + 1] {
+            let e = resumed_state(&[part(1, 1), part(n, 1)]);
+            assert!(
+                e.as_ref().is_err_and(|w| w.contains("out of range")),
+                "{e:?}"
+            );
+        }
+        assert_eq!(
+            resumed_state(&[part(i64::from(i32::MAX), 1)]),
+            Ok((1, i64::from(i32::MAX) + 1))
+        );
         // Numbers S3 never gives.
         assert!(resumed_state(&[part(0, 1)]).is_err());
         assert!(resumed_state(&[part(-3, 1), part(1, 1)]).is_err());
