@@ -640,16 +640,59 @@ struct Resume {
     template: Arc<Template>,
     resource: String,
     etag: String,
-    /// Absolute offset of this body's first byte, and of the last byte wanted (inclusive).
+    /// Absolute offset of this body's first byte, and of the last byte wanted (inclusive);
+    /// `start <= end` (from a validated [`ContentRange`] or a non-zero `Content-Length`).
     start: u64,
     end: u64,
+    /// The object's size when the first answer told it: every resumed answer must agree.
+    total: Option<u64>,
     /// Resumptions still allowed (shared `maxretries` budget of the request).
     retries_left: u32,
     /// Resumptions made so far, numbering the back-off.
     retry: u32,
 }
 
-type PendingGet = Pin<Box<dyn Future<Output = Result<HttpResponse, String>> + Send>>;
+type PendingGet =
+    Pin<Box<dyn Future<Output = Result<HttpResponse, (std::io::ErrorKind, String)>> + Send>>;
+
+/// Checks that a resumed GetObject answer holds exactly bytes `from..=end` of an object of
+/// `total` bytes (when known): a server answering another range would otherwise splice wrong
+/// bytes into the data. The message names what disagreed.
+fn check_resumed(
+    resp: &HttpResponse,
+    from: u64,
+    end: u64,
+    total: Option<u64>,
+) -> Result<(), String> {
+    let Some(got) = content_range(resp) else {
+        return Err(format!(
+            "resuming the body answered HTTP 206 without a valid Content-Range \
+             (wanted bytes {from}-{end})"
+        ));
+    };
+    let total_agrees = match (total, got.total) {
+        (Some(want), Some(have)) => want == have,
+        _ => true,
+    };
+    if got.first != from || got.last != end || !total_agrees {
+        let shown = |t: Option<u64>| t.map_or_else(|| "*".to_owned(), |t| t.to_string());
+        return Err(format!(
+            "resuming the body answered bytes {}-{}/{} instead of {from}-{end}/{}",
+            got.first,
+            got.last,
+            shown(got.total),
+            shown(total)
+        ));
+    }
+    if let (Some(len), Some(want)) = (content_length(resp), got.len()) {
+        if len != want {
+            return Err(format!(
+                "resuming the body answered Content-Length {len} for a range of {want} bytes"
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// A successful GetObject body: ends with an error when it stops short of (or runs past)
 /// `Content-Length`, or goes quiet for the request timeout — never with short data. When it
@@ -696,12 +739,16 @@ impl GuardedBody {
         Poll::Ready(Some(Err(std::io::Error::new(kind, message))))
     }
 
-    /// Starts fetching the rest after a break described by `why`; `false` when not allowed.
+    /// Starts fetching the rest after a break described by `why`; `false` when not allowed
+    /// (then the caller ends the body with its error).
     fn start_resume(&mut self, why: &str) -> bool {
         let Some(r) = self.resume.as_mut() else {
             return false;
         };
-        let from = r.start + self.seen;
+        // `start` comes from the server: an offset past `u64::MAX` cannot be resumed.
+        let Some(from) = r.start.checked_add(self.seen) else {
+            return false;
+        };
         if r.retries_left == 0 || from > r.end {
             return false;
         }
@@ -725,6 +772,7 @@ impl GuardedBody {
         let req = Template::new(req);
         let inner = Arc::clone(&r.inner);
         let resource = r.resource.clone();
+        let (end, total) = (r.end, r.total);
         let mut left = r.retries_left;
         let mut retry = r.retry;
         r.retries_left = 0;
@@ -744,11 +792,19 @@ impl GuardedBody {
                     )
                     .await;
                 match outcome {
-                    Ok(resp) if resp.status.as_u16() == 206 => return Ok(resp),
+                    Ok(resp) if resp.status.as_u16() == 206 => {
+                        return match check_resumed(&resp, from, end, total) {
+                            Ok(()) => Ok(resp),
+                            Err(msg) => Err((std::io::ErrorKind::InvalidData, msg)),
+                        }
+                    }
                     Ok(resp) => {
-                        return Err(format!(
-                            "resuming the body answered HTTP {} (object changed?)",
-                            resp.status.as_u16()
+                        return Err((
+                            std::io::ErrorKind::Other,
+                            format!(
+                                "resuming the body answered HTTP {} (object changed?)",
+                                resp.status.as_u16()
+                            ),
                         ))
                     }
                     Err(f) if f.kind.retryable() && left > 0 => {
@@ -758,12 +814,16 @@ impl GuardedBody {
                         inner.stats.record_retry("GetObject", f.kind.ambiguous());
                     }
                     Err(f) => {
-                        return Err(match f.outcome {
-                            Err(e) => e.to_string(),
-                            Ok(resp) => {
-                                format!("resuming the body answered HTTP {}", resp.status.as_u16())
-                            }
-                        })
+                        return Err((
+                            std::io::ErrorKind::Other,
+                            match f.outcome {
+                                Err(e) => e.to_string(),
+                                Ok(resp) => format!(
+                                    "resuming the body answered HTTP {}",
+                                    resp.status.as_u16()
+                                ),
+                            },
+                        ))
                     }
                 }
             }
@@ -791,15 +851,15 @@ impl Stream for GuardedBody {
                         this.timer = None;
                         continue;
                     }
-                    Poll::Ready(Err(msg)) => {
+                    Poll::Ready(Err((kind, msg))) => {
                         this.pending = None;
-                        return this.fail(std::io::ErrorKind::Other, msg);
+                        return this.fail(kind, msg);
                     }
                 }
             }
             return match this.inner.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
-                    this.seen += chunk.len() as u64;
+                    this.seen = this.seen.saturating_add(chunk.len() as u64);
                     if let Some(want) = this.expected {
                         if this.seen > want {
                             let msg = format!(
@@ -881,12 +941,50 @@ async fn already_aborted(mut resp: HttpResponse) -> HttpResponse {
     resp
 }
 
-/// The first and last byte offsets of a `Content-Range: bytes a-b/total` header.
-fn content_range(resp: &HttpResponse) -> Option<(u64, u64)> {
-    let v = resp.headers.get("content-range")?;
-    let range = v.trim().strip_prefix("bytes ")?.split('/').next()?;
-    let (a, b) = range.split_once('-')?;
-    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+/// A satisfied `Content-Range: bytes first-last/total` (RFC 9110 §14.4), validated:
+/// `first <= last`, and `last < total` when the total is known (`*` is unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ContentRange {
+    first: u64,
+    last: u64,
+    total: Option<u64>,
+}
+
+impl ContentRange {
+    /// Parses a header value; `None` for anything malformed or impossible (the server
+    /// controls it: signs, blanks, overflowing or reversed numbers all end here).
+    fn parse(value: &str) -> Option<Self> {
+        let rest = value.trim().strip_prefix("bytes ")?;
+        let (range, total) = rest.split_once('/')?;
+        let (a, b) = range.split_once('-')?;
+        let (first, last) = (decimal(a)?, decimal(b)?);
+        let total = match total {
+            "*" => None,
+            t => Some(decimal(t)?),
+        };
+        if first > last || total.is_some_and(|t| last >= t) {
+            return None;
+        }
+        Some(ContentRange { first, last, total })
+    }
+
+    /// Bytes in the range (`last - first + 1`); `None` only for `0-u64::MAX`.
+    fn len(&self) -> Option<u64> {
+        (self.last - self.first).checked_add(1)
+    }
+}
+
+/// The answer's `Content-Range`, when present and valid (see [`ContentRange::parse`]).
+fn content_range(resp: &HttpResponse) -> Option<ContentRange> {
+    ContentRange::parse(resp.headers.get("content-range")?)
+}
+
+/// A strict HTTP decimal (`1*DIGIT`, no sign or blanks inside) that fits in `u64`.
+fn decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// Whether rusoto's streaming body announces exactly `len` bytes (see
@@ -923,11 +1021,12 @@ pub(crate) fn multipart_etag(complete_xml: &[u8]) -> Option<String> {
     Some(format!("{hex}-{}", digests.len() / 16))
 }
 
-/// `Content-Length` of an answer, when present and numeric.
+/// `Content-Length` of an answer, when present and a valid decimal (hyper rejects a
+/// malformed one on the wire before it gets here).
 fn content_length(resp: &HttpResponse) -> Option<u64> {
     resp.headers
         .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| decimal(v.trim()))
 }
 
 /// An addressed, unsigned request without its body: what every attempt signs a copy of.
@@ -992,6 +1091,28 @@ fn unsigned_copy(r: &SignedRequest) -> SignedRequest {
         canonical_query_string: r.canonical_query_string.clone(),
         canonical_uri: r.canonical_uri.clone(),
     }
+}
+
+/// The largest answer other than a successful GetObject body that is read into memory. The
+/// largest legitimate ones are 1000-entry listings (ListObjectsV2, ListParts,
+/// ListMultipartUploads) and DeleteObjects results, about 1.5 MiB even with 1024-byte keys,
+/// every one escaped: 16 MiB leaves a wide margin and still bounds a hostile server.
+const MAX_ANSWER_BYTES: u64 = 16 << 20;
+
+/// The non-retried failure of an answer over [`MAX_ANSWER_BYTES`] (`declared`: its
+/// `Content-Length`, when that alone gave it away).
+fn answer_too_large(op: &str, declared: Option<u64>) -> Failed {
+    let size = match declared {
+        Some(len) => format!("Content-Length {len}"),
+        None => "body".to_owned(),
+    };
+    Failed::transport(
+        FailureKind::Fatal,
+        format!(
+            "s3aws: {op} answer too large: its {size} exceeds the {} MiB limit",
+            MAX_ANSWER_BYTES >> 20
+        ),
+    )
 }
 
 /// A failed attempt: what went wrong and what to hand rusoto if it is not retried.
@@ -1557,19 +1678,30 @@ impl Inner {
         if op == "GetObject" && resp.status.is_success() {
             let expected = content_length(&resp);
             let etag = resp.headers.get("etag").map(|e| e.trim().to_owned());
-            let span = content_range(&resp).or_else(|| {
-                expected
+            // Where this body lies in the object, when the answer says so consistently: a
+            // missing, malformed or impossible Content-Range, or one disagreeing with
+            // Content-Length, leaves the body without resumption (it can still fail, never
+            // continue from a wrong offset).
+            let span = match (status, content_range(&resp)) {
+                (206, Some(r)) if expected.is_none() || expected == r.len() => Some(r),
+                (206, _) => None,
+                _ => expected
                     .filter(|len| *len > 0 && status == 200)
-                    .map(|len| (0, len - 1))
-            });
+                    .map(|len| ContentRange {
+                        first: 0,
+                        last: len - 1,
+                        total: Some(len),
+                    }),
+            };
             let resume = match (etag, span) {
-                (Some(etag), Some((start, end))) if !etag.is_empty() => Some(Resume {
+                (Some(etag), Some(span)) if !etag.is_empty() => Some(Resume {
                     inner: Arc::clone(self),
                     template: Arc::clone(template),
                     resource: resource.to_owned(),
                     etag,
-                    start,
-                    end,
+                    start: span.first,
+                    end: span.last,
+                    total: span.total,
                     retries_left,
                     retry: 0,
                 }),
@@ -1580,22 +1712,32 @@ impl Inner {
             return Ok(resp);
         }
         // Every other answer is a small document: read it whole so a truncated one is retried.
+        // Whole, but capped: only time limits would bound it otherwise. Every caller that
+        // reads such an answer again (orphan clean-up, completion recovery, rusoto's
+        // parsers) gets this buffered copy, so the cap covers them all.
         progress.touch();
         let expected = (method != "HEAD" && status != 204 && status != 304)
             .then(|| content_length(&resp))
             .flatten();
+        if let Some(len) = expected.filter(|len| *len > MAX_ANSWER_BYTES) {
+            return Err(answer_too_large(op, Some(len)));
+        }
         let read = async {
             let mut buf = BytesMut::new();
             while let Some(chunk) = resp.body.next().await {
-                let chunk = chunk.map_err(|e| e.to_string())?;
+                let chunk = chunk.map_err(|e| Some(e.to_string()))?;
                 progress.touch();
+                if (buf.len() as u64).saturating_add(chunk.len() as u64) > MAX_ANSWER_BYTES {
+                    return Err(None);
+                }
                 buf.extend_from_slice(&chunk);
             }
-            Ok::<_, String>(buf.freeze())
+            Ok::<_, Option<String>>(buf.freeze())
         };
         let bytes = match watch(read, &progress, idle, deadline).await {
             Ok(Ok(b)) => b,
-            Ok(Err(message)) => {
+            Ok(Err(None)) => return Err(answer_too_large(op, None)),
+            Ok(Err(Some(message))) => {
                 let message = format!("s3aws: reading the {op} answer: {message}");
                 return Err(Failed::transport(classify_transport(&message), message));
             }
@@ -1942,6 +2084,15 @@ mod tests {
         Hang,
         /// `200`, `Content-Length` 10, five body bytes, then silence.
         StallBody,
+        /// Status, exactly these headers, body bytes, then (when set) a transport error.
+        Raw(
+            u16,
+            Vec<(&'static str, String)>,
+            &'static [u8],
+            Option<&'static str>,
+        ),
+        /// Status, no `Content-Length`, this many MiB of body in 1 MiB chunks.
+        Huge(u16, usize),
     }
 
     /// What [`Scripted`] saw of one attempt.
@@ -2016,6 +2167,33 @@ mod tests {
                     }
                     Answer::Fail(text) => Err(HttpDispatchError::new(text.to_owned())),
                     Answer::Hang => futures::future::pending().await,
+                    Answer::Raw(status, fields, body, then) => {
+                        let mut headers = hyper::HeaderMap::<String>::default();
+                        for (k, v) in fields {
+                            headers.insert(k, v);
+                        }
+                        let chunks =
+                            vec![Ok(Bytes::from_static(body))]
+                                .into_iter()
+                                .chain(then.map(|e| {
+                                    Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, e))
+                                }));
+                        Ok(HttpResponse {
+                            status: hyper::StatusCode::from_u16(status).unwrap(),
+                            body: ByteStream::new(futures::stream::iter(chunks)),
+                            headers,
+                        })
+                    }
+                    Answer::Huge(status, mib) => {
+                        let chunk = Bytes::from(vec![b'x'; 1 << 20]);
+                        let body =
+                            futures::stream::repeat_with(move || Ok(chunk.clone())).take(mib);
+                        Ok(HttpResponse {
+                            status: hyper::StatusCode::from_u16(status).unwrap(),
+                            body: ByteStream::new(body),
+                            headers: hyper::HeaderMap::default(),
+                        })
+                    }
                     Answer::StallBody => {
                         let mut headers = hyper::HeaderMap::<String>::default();
                         headers.insert(hyper::header::CONTENT_LENGTH, "10".to_owned());
@@ -2260,6 +2438,222 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(body_of(resp).await.unwrap(), b"01234");
+    }
+
+    #[test]
+    fn content_range_and_length_parsing_rejects_bad_server_input() {
+        let r = |a, b, t| {
+            Some(ContentRange {
+                first: a,
+                last: b,
+                total: t,
+            })
+        };
+        assert_eq!(ContentRange::parse("bytes 0-9/10"), r(0, 9, Some(10)));
+        assert_eq!(ContentRange::parse(" bytes 5-9/* "), r(5, 9, None));
+        let max = u64::MAX;
+        assert_eq!(
+            ContentRange::parse(&format!("bytes 0-{}/{max}", max - 1)),
+            r(0, max - 1, Some(max))
+        );
+        assert_eq!(r(0, max, None).unwrap().len(), None);
+        for bad in [
+            "bytes -1-9/10",
+            "bytes 0--9/10",
+            "bytes +0-9/10",
+            "bytes 9-0/10",
+            "bytes 0-10/10",
+            "bytes 0-9/0",
+            "bytes 0-18446744073709551616/*",
+            "bytes 18446744073709551616-1/*",
+            "bytes */10",
+            "bytes 0-9",
+            "bytes 0-9/ 10",
+            "bytes 0 -9/10",
+            "bytes 0-9/10/11",
+            "bytes 0-9/-1",
+            "items 0-9/10",
+            "bytes 0x1-9/10",
+            "",
+            "bytes 1-２/10",
+        ] {
+            assert_eq!(ContentRange::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(decimal("0"), Some(0));
+        assert_eq!(decimal("18446744073709551615"), Some(u64::MAX));
+        for bad in ["", "-1", "+1", "1 ", "18446744073709551616", "1e3", "٣"] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
+    }
+
+    fn headers(fields: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        fields.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    }
+
+    /// Collects a body, keeping the bytes that came before an error.
+    async fn bytes_and_error(resp: HttpResponse) -> (Vec<u8>, Option<std::io::Error>) {
+        let mut body = resp.body;
+        let mut out = Vec::new();
+        while let Some(c) = body.next().await {
+            match c {
+                Ok(c) => out.extend_from_slice(&c),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
+
+    const RESET: Option<&str> = Some("connection reset by peer");
+
+    #[tokio::test]
+    async fn a_broken_body_resumes_with_the_requested_range() {
+        let first = headers(&[("etag", "\"e\""), ("content-length", "10")]);
+        let rest = headers(&[
+            ("etag", "\"e\""),
+            ("content-length", "5"),
+            ("content-range", "bytes 5-9/10"),
+        ]);
+        let (d, script, _) = scripted(
+            vec![
+                Answer::Raw(200, first, b"01234", RESET),
+                Answer::Raw(206, rest, b"56789", None),
+            ],
+            &[("maxretries", "2")],
+        );
+        let resp = d
+            .dispatch(req("GET", "/bkt/k", &[], &[]), None)
+            .await
+            .unwrap();
+        let (bytes, err) = bytes_and_error(resp).await;
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(bytes, b"0123456789");
+        assert_eq!(script.seen().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_resumed_answer_with_another_range_ends_the_body_with_an_error() {
+        let first = || headers(&[("etag", "\"e\""), ("content-length", "10")]);
+        let wrong: [(&str, &str, &'static [u8]); 5] = [
+            // Same length, other offset: accepted before, splicing "01234" in again.
+            ("bytes 0-4/10", "5", b"01234"),
+            ("bytes 5-8/10", "4", b"5678"),
+            ("bytes 5-9/20", "5", b"56789"),
+            ("bytes 5-9/10", "4", b"5678"),
+            ("garbage", "5", b"56789"),
+        ];
+        for (range, len, body) in wrong {
+            let rest = headers(&[
+                ("etag", "\"e\""),
+                ("content-length", len),
+                ("content-range", range),
+            ]);
+            let (d, script, _) = scripted(
+                vec![
+                    Answer::Raw(200, first(), b"01234", RESET),
+                    Answer::Raw(206, rest, body, None),
+                ],
+                &[("maxretries", "2")],
+            );
+            let resp = d
+                .dispatch(req("GET", "/bkt/k", &[], &[]), None)
+                .await
+                .unwrap();
+            let (bytes, err) = bytes_and_error(resp).await;
+            let err = err.unwrap_or_else(|| panic!("{range}: no error, got {bytes:?}"));
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::InvalidData,
+                "{range}: {err}"
+            );
+            assert!(err.to_string().contains("resuming"), "{range}: {err}");
+            assert_eq!(bytes, b"01234", "{range}");
+            assert_eq!(script.seen().len(), 2, "{range}");
+        }
+        // A missing Content-Range on the resumed 206.
+        let rest = headers(&[("etag", "\"e\""), ("content-length", "5")]);
+        let (d, _, _) = scripted(
+            vec![
+                Answer::Raw(200, first(), b"01234", RESET),
+                Answer::Raw(206, rest, b"56789", None),
+            ],
+            &[("maxretries", "2")],
+        );
+        let resp = d
+            .dispatch(req("GET", "/bkt/k", &[], &[]), None)
+            .await
+            .unwrap();
+        let (bytes, err) = bytes_and_error(resp).await;
+        assert_eq!(bytes, b"01234");
+        assert!(err.unwrap().to_string().contains("Content-Range"));
+    }
+
+    #[tokio::test]
+    async fn an_impossible_first_range_never_resumes_or_overflows() {
+        let max = u64::MAX;
+        let cases = [
+            // Reversed (start past end): its resume offset overflowed.
+            (format!("bytes {}-3/10", max - 4), Some("10")),
+            // Valid but the body runs past it: `start + seen` overflows.
+            (format!("bytes {}-{}/*", max - 1, max - 1), None),
+            ("bytes 0-9/10".to_owned(), Some("7")),
+        ];
+        for (range, len) in cases {
+            let mut first = headers(&[("etag", "\"e\""), ("content-range", &range)]);
+            if let Some(len) = len {
+                first.push(("content-length", len.to_owned()));
+            }
+            let (d, script, _) = scripted(
+                vec![
+                    Answer::Raw(206, first, b"01234", RESET),
+                    Answer::Http(206, None, b"never"),
+                ],
+                &[("maxretries", "2")],
+            );
+            let resp = d
+                .dispatch(req("GET", "/bkt/k", &[], &[]), None)
+                .await
+                .unwrap();
+            let (bytes, err) = bytes_and_error(resp).await;
+            assert!(err.is_some(), "{range}");
+            assert_eq!(bytes, b"01234", "{range}");
+            assert_eq!(script.seen().len(), 1, "{range}: resumed");
+        }
+    }
+
+    fn dispatch_error(outcome: Result<HttpResponse, HttpDispatchError>) -> String {
+        match outcome {
+            Ok(resp) => panic!("answered HTTP {}", resp.status),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_answers_fail_without_retry() {
+        let list = || req("GET", "/bkt", &[], &[("list-type", "2")]);
+        let (d, script, stats) = scripted(
+            vec![Answer::Http(200, Some(MAX_ANSWER_BYTES + 1), b"")],
+            &[],
+        );
+        let err = dispatch_error(d.dispatch(list(), None).await);
+        assert!(err.contains("ListObjectsV2 answer too large"), "{err}");
+        assert!(err.contains("Content-Length"), "{err}");
+        assert_eq!(script.seen().len(), 1);
+        assert_eq!(stats.retries(), 0);
+
+        let (d, script, _) = scripted(vec![Answer::Huge(200, 17)], &[]);
+        let err = dispatch_error(d.dispatch(list(), None).await);
+        assert!(err.contains("ListObjectsV2 answer too large"), "{err}");
+        assert_eq!(script.seen().len(), 1);
+
+        // Error documents are capped too (a GetObject that failed).
+        let (d, _, _) = scripted(vec![Answer::Huge(404, 17)], &[]);
+        let err = dispatch_error(d.dispatch(req("GET", "/bkt/k", &[], &[]), None).await);
+        assert!(err.contains("GetObject answer too large"), "{err}");
+
+        // Up to the cap is read.
+        let (d, _, _) = scripted(vec![Answer::Huge(200, 16)], &[]);
+        let resp = d.dispatch(list(), None).await.unwrap();
+        assert_eq!(body_of(resp).await.unwrap().len(), 16 << 20);
     }
 
     #[tokio::test]
