@@ -1,0 +1,351 @@
+//! The S3 driver against a deliberately hostile local S3 server (a few lines of HTTP/1.1 on a
+//! loopback socket, no real S3 needed): answers whose numbers are absurd or inconsistent, and
+//! listings that never end. Every operation must end with a typed error naming the path —
+//! never a panic, an aborted process, a hang or wrong bytes (issue 7).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use regstore_driver_api::{Error, Parameters, StorageDriver, StoragePath};
+use regstore_driver_s3::{S3Config, S3Driver};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+
+/// One request as the fake server sees it.
+struct Request {
+    method: String,
+    query: HashMap<String, String>,
+}
+
+/// An answer: raw HTTP segments, written with a short pause between them (so the client sees
+/// them as separate body chunks); the connection is closed after the last.
+type Answer = Vec<Vec<u8>>;
+
+/// `%XX` decoding of a query component (keys here are plain ASCII).
+fn decode(s: &str) -> String {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                let v = std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match v {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Starts a server answering every request with `answer(request)`; returns its endpoint.
+async fn serve(answer: impl Fn(&Request) -> Answer + Send + Sync + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("local_addr: {e}"));
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let answer = Arc::clone(&answer);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head);
+                let line = text.lines().next().unwrap_or_default();
+                let mut words = line.split(' ');
+                let method = words.next().unwrap_or_default().to_owned();
+                let target = words.next().unwrap_or_default();
+                let query = target
+                    .split_once('?')
+                    .map(|(_, q)| q)
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter(|kv| !kv.is_empty())
+                    .map(|kv| {
+                        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                        (decode(k), decode(v))
+                    })
+                    .collect();
+                let req = Request { method, query };
+                let segments = answer(&req);
+                let last = segments.len().saturating_sub(1);
+                for (i, s) in segments.into_iter().enumerate() {
+                    if sock.write_all(&s).await.is_err() {
+                        return;
+                    }
+                    let _ = sock.flush().await;
+                    if i < last {
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                    }
+                }
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A complete answer with `status`, extra `headers` and `body` (Content-Length = body length).
+fn answer(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    vec![out]
+}
+
+fn driver(endpoint: &str, extra: &[(&str, &str)]) -> S3Driver {
+    let mut p = Parameters::new()
+        .with("regionendpoint", endpoint)
+        .with("accesskey", "AKIDEXAMPLE")
+        .with("secretkey", "not-a-secret")
+        .with("region", "us-east-1")
+        .with("bucket", "hostile")
+        .with("forcepathstyle", "true")
+        .with("maxretries", "0")
+        .with("requesttimeout", "5s");
+    for (k, v) in extra {
+        p = p.with(*k, *v);
+    }
+    let config = S3Config::from_parameters(&p).unwrap_or_else(|e| panic!("config: {e}"));
+    S3Driver::new(config).unwrap_or_else(|e| panic!("driver: {e}"))
+}
+
+fn path(s: &str) -> StoragePath {
+    StoragePath::parse(s).unwrap_or_else(|| panic!("test path {s:?} is valid"))
+}
+
+/// Runs `f` with a time limit: a hostile server must not be able to hang an operation.
+async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: still running after 60 s (hang)"))
+}
+
+/// The error must be typed (not a panic) and name the path.
+fn assert_names_path(e: &Error, p: &str) {
+    let text = e.to_string();
+    assert!(text.contains(p), "error does not name {p}: {text}");
+}
+
+#[tokio::test]
+async fn get_content_with_an_absurd_content_length_is_an_error_not_an_abort() {
+    // Declares a petabyte, sends six bytes in two chunks, closes: pre-sizing a buffer from the
+    // declared length would abort the process.
+    let endpoint = serve(|_| {
+        vec![
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1125899906842624\r\n\r\nabc"
+                .to_vec(),
+            b"def".to_vec(),
+        ]
+    })
+    .await;
+    let d = driver(&endpoint, &[]);
+    let out = bounded("get_content", d.get_content(&path("/h1/huge"))).await;
+    let e = out.expect_err("a body shorter than its Content-Length is an error");
+    assert_names_path(&e, "/h1/huge");
+}
+
+#[tokio::test]
+async fn parallel_read_with_an_overflowing_content_range_is_an_error() {
+    for range in [
+        "bytes 0-18446744073709551615/*",
+        "bytes 0-18446744073709551615/18446744073709551615",
+        "bytes 0-9/5",
+        "bytes 9-0/100",
+        "bytes 0-99999999/100000000",
+    ] {
+        let endpoint = serve(move |_| {
+            answer(
+                "206 Partial Content",
+                &[("Content-Range", range), ("ETag", "\"v1\"")],
+                b"0123456789",
+            )
+        })
+        .await;
+        let d = driver(
+            &endpoint,
+            &[("readconcurrency", "4"), ("readchunksize", "1048576")],
+        );
+        let out = bounded("reader", d.reader(&path("/h1/ranged"), 0)).await;
+        let e = out
+            .err()
+            .unwrap_or_else(|| panic!("{range}: must be refused"));
+        assert!(matches!(e, Error::Backend { .. }), "{range}: {e:?}");
+        assert_names_path(&e, "/h1/ranged");
+    }
+}
+
+#[tokio::test]
+async fn plain_read_of_another_range_is_an_error_not_wrong_bytes() {
+    // Asked for bytes 5- and answered bytes 0-9: yielding them would shift the object.
+    let endpoint = serve(|_| {
+        answer(
+            "206 Partial Content",
+            &[("Content-Range", "bytes 0-9/10"), ("ETag", "\"v1\"")],
+            b"0123456789",
+        )
+    })
+    .await;
+    let d = driver(&endpoint, &[("readconcurrency", "1")]);
+    let out = bounded("reader", d.reader(&path("/h1/shifted"), 5)).await;
+    let e = out.err().expect("another range must be refused");
+    assert_names_path(&e, "/h1/shifted");
+}
+
+/// ListMultipartUploads naming one upload at the listed prefix; ListParts from `parts`.
+fn resumable(
+    parts: impl Fn(Option<i64>) -> (String, Option<i64>) + Send + Sync + 'static,
+) -> impl Fn(&Request) -> Answer + Send + Sync + 'static {
+    move |req| {
+        if req.method != "GET" {
+            return answer("501 Not Implemented", &[], b"");
+        }
+        if req.query.contains_key("uploads") {
+            let key = req.query.get("prefix").cloned().unwrap_or_default();
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListMultipartUploadsResult>\
+                 <Bucket>hostile</Bucket><IsTruncated>false</IsTruncated><Upload><Key>{key}</Key>\
+                 <UploadId>u1</UploadId><Initiated>2026-11-23T15:35:23.000Z</Initiated></Upload>\
+                 </ListMultipartUploadsResult>"
+            );
+            return answer(
+                "200 OK",
+                &[("Content-Type", "application/xml")],
+                xml.as_bytes(),
+            );
+        }
+        if req.query.contains_key("uploadId") {
+            let marker = req
+                .query
+                .get("part-number-marker")
+                .and_then(|m| m.parse().ok());
+            let (items, next) = parts(marker);
+            let trunc = match next {
+                Some(n) => {
+                    format!("<IsTruncated>true</IsTruncated><NextPartNumberMarker>{n}</NextPartNumberMarker>")
+                }
+                None => "<IsTruncated>false</IsTruncated>".to_owned(),
+            };
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListPartsResult><Bucket>hostile</Bucket>\
+                 <UploadId>u1</UploadId>{trunc}{items}</ListPartsResult>"
+            );
+            return answer(
+                "200 OK",
+                &[("Content-Type", "application/xml")],
+                xml.as_bytes(),
+            );
+        }
+        answer("404 Not Found", &[], b"")
+    }
+}
+
+fn part_xml(number: i64, size: &str) -> String {
+    format!("<Part><PartNumber>{number}</PartNumber><ETag>\"e{number}\"</ETag><Size>{size}</Size></Part>")
+}
+
+#[tokio::test]
+async fn resume_with_a_listing_that_goes_back_is_an_error_not_a_hang() {
+    // Markers 2 → 3 → 2 → 3 …: each differs from the one before, so only a check for
+    // markers already seen (or going backwards) stops it.
+    let endpoint = serve(resumable(|marker| {
+        let next = if marker == Some(3) {
+            2
+        } else {
+            marker.unwrap_or(1) + 1
+        };
+        (part_xml(next - 1, "5242880"), Some(next))
+    }))
+    .await;
+    let d = driver(&endpoint, &[]);
+    let out = bounded("writer(append)", d.writer(&path("/h1/cycle"), true)).await;
+    let e = out
+        .err()
+        .unwrap_or_else(|| panic!("a listing that goes back must be refused"));
+    assert_names_path(&e, "/h1/cycle");
+    assert!(e.to_string().contains("ListParts"), "{e}");
+}
+
+#[tokio::test]
+async fn resume_with_overflowing_part_sizes_or_numbers_is_an_error() {
+    let max = i64::MAX.to_string();
+    let cases: Vec<String> = vec![
+        // The sizes' sum overflows u64.
+        [1, 2, 3].iter().map(|&n| part_xml(n, &max)).collect(),
+        // `number + 1` overflows.
+        part_xml(i64::MAX, "5"),
+    ];
+    for items in cases {
+        let endpoint = serve(resumable(move |_| (items.clone(), None))).await;
+        let d = driver(&endpoint, &[]);
+        let out = bounded("writer(append)", d.writer(&path("/h1/sizes"), true)).await;
+        let e = out
+            .err()
+            .unwrap_or_else(|| panic!("absurd part values must be refused"));
+        assert_names_path(&e, "/h1/sizes");
+    }
+}
+
+#[tokio::test]
+async fn honest_answers_still_work_through_the_fake_server() {
+    // The harness itself: a consistent ranged answer reads back exactly.
+    let endpoint = serve(|_| {
+        answer(
+            "206 Partial Content",
+            &[("Content-Range", "bytes 0-9/10"), ("ETag", "\"v1\"")],
+            b"0123456789",
+        )
+    })
+    .await;
+    let d = driver(
+        &endpoint,
+        &[("readconcurrency", "4"), ("readchunksize", "1048576")],
+    );
+    let mut s = bounded("reader", d.reader(&path("/h1/ok"), 0))
+        .await
+        .unwrap_or_else(|e| panic!("reader: {e}"));
+    let mut got = Vec::new();
+    while let Some(c) = s.next().await {
+        got.extend_from_slice(&c.unwrap_or_else(|e| panic!("chunk: {e}")));
+    }
+    assert_eq!(got, b"0123456789");
+    let parts = [part_xml(1, "5242880"), part_xml(2, "7")].concat();
+    let endpoint = serve(resumable(move |_| (parts.clone(), None))).await;
+    let d = driver(&endpoint, &[]);
+    let w = bounded("writer(append)", d.writer(&path("/h1/ok"), true))
+        .await
+        .unwrap_or_else(|e| panic!("resume: {e}"));
+    assert_eq!(w.size(), 5_242_887);
+}
