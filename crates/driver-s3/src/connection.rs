@@ -37,6 +37,10 @@ impl PresignMethod {
 pub(crate) struct S3Connection {
     /// rusoto's S3 client. It does not sign: [`Dispatcher`] signs every request (v4 or v2).
     pub(crate) client: S3Client,
+    /// The same not-signing client without rusoto_s3 on top: sends a request built by
+    /// `s3api` through [`Dispatcher`] (addressing, signing, retries, counting) and hands back
+    /// the raw answer, for operations whose answer we parse ourselves (ListObjectsV2).
+    pub(crate) raw: Client,
     /// The configuration it was built from.
     pub(crate) config: Arc<S3Config>,
     /// Requests sent, by operation.
@@ -111,7 +115,8 @@ impl S3Connection {
             None => Dispatcher::new(&config, Arc::clone(&credentials), Arc::clone(&stats)),
         }
         .map_err(|e| Error::backend(DRIVER_NAME, None, format!("TLS setup failed: {e}")))?;
-        let client = S3Client::new_with_client(Client::new_not_signing(dispatcher), region.clone());
+        let raw = Client::new_not_signing(dispatcher);
+        let client = S3Client::new_with_client(raw.clone(), region.clone());
         let addressing = Addressing::new(&config);
         tracing::debug!(
             driver = DRIVER_NAME,
@@ -123,6 +128,7 @@ impl S3Connection {
         );
         Ok(S3Connection {
             client,
+            raw,
             config: Arc::new(config),
             stats,
             credentials,
@@ -130,6 +136,11 @@ impl S3Connection {
             addressing,
             signer: Signer::new(),
         })
+    }
+
+    /// The region (and endpoint) requests are built for.
+    pub(crate) fn region(&self) -> &Region {
+        &self.region
     }
 
     /// Presigned GET/HEAD URL for `key` (already root-prefixed), v4 or v2 per config, expiring

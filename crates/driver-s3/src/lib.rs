@@ -18,6 +18,7 @@ mod driver;
 mod error;
 mod factory;
 mod keys;
+mod listxml;
 mod reader;
 mod s3api;
 mod sigv2;

@@ -18,6 +18,7 @@ use crate::config::S3Config;
 use crate::connection::S3Connection;
 use crate::dispatch::RequestStats;
 use crate::error::{S3Error, DRIVER};
+use crate::listxml;
 
 /// Headers every object-creating request carries (PutObject, CreateMultipartUpload,
 /// CopyObject): content type, canned ACL, server-side encryption, KMS key id, storage class.
@@ -396,40 +397,67 @@ impl S3Api {
 
     /// One page of ListObjectsV2. Counts come from the entries, never from `KeyCount` (some
     /// servers omit it).
+    ///
+    /// The request is built here exactly as rusoto_s3 builds it and goes through the same
+    /// not-signing client and dispatcher (addressing, signing, retries, counted as
+    /// `ListObjectsV2`); an error answer is mapped by rusoto_s3's own error reader as before.
+    /// Only a successful answer is read by our [`listxml`] reader instead of rusoto_s3's
+    /// deserializer, which cost about 12.5 ms per 1000-key page — most of a walk's time.
     pub(crate) async fn list_objects_v2(&self, r: ListRequest) -> Result<ListPage, S3Error> {
+        use rusoto_core::param::{Params, ServiceParams};
+        use rusoto_core::RusotoError;
+        use rusoto_s3::ListObjectsV2Error;
         const OP: &str = "ListObjectsV2";
-        let req = rusoto_s3::ListObjectsV2Request {
-            bucket: self.bucket.clone(),
-            prefix: Some(r.prefix),
-            delimiter: r.delimiter,
-            start_after: r.start_after,
-            continuation_token: r.continuation_token,
-            max_keys: r.max_keys,
-            ..Default::default()
-        };
-        let out = self
+        let mut request = rusoto_core::signature::SignedRequest::new(
+            "GET",
+            "s3",
+            self.conn.region(),
+            &format!("/{}", self.bucket),
+        );
+        let mut params = Params::new();
+        if let Some(t) = &r.continuation_token {
+            params.put("continuation-token", t);
+        }
+        if let Some(d) = &r.delimiter {
+            params.put("delimiter", d);
+        }
+        if let Some(m) = &r.max_keys {
+            params.put("max-keys", m);
+        }
+        params.put("prefix", &r.prefix);
+        if let Some(s) = &r.start_after {
+            params.put("start-after", s);
+        }
+        params.put("list-type", "2");
+        request.set_params(params);
+        let mut response = self
             .conn
-            .client
-            .list_objects_v2(req)
+            .raw
+            .sign_and_dispatch(request)
             .await
-            .map_err(|e| S3Error::from_rusoto(OP, e))?;
-        let mut objects = Vec::new();
-        for o in out.contents.unwrap_or_default() {
+            .map_err(|e| S3Error::from_rusoto(OP, RusotoError::<ListObjectsV2Error>::from(e)))?;
+        if !response.status.is_success() {
+            let buffered = response.buffer().await.map_err(|e| {
+                S3Error::from_rusoto(OP, RusotoError::<ListObjectsV2Error>::HttpDispatch(e))
+            })?;
+            return Err(S3Error::from_rusoto(
+                OP,
+                ListObjectsV2Error::from_response(buffered),
+            ));
+        }
+        let body = read_capped(OP, response.body, listxml::MAX_BODY).await?;
+        let out = listxml::parse(&body).map_err(|e| S3Error::malformed(OP, e.to_string()))?;
+        let mut objects = Vec::with_capacity(out.contents.len());
+        for o in out.contents {
             let key = o
                 .key
                 .ok_or_else(|| S3Error::malformed(OP, "listed object without a key"))?;
             objects.push(ListedObject {
-                size: length(OP, "Size", o.size.or(Some(0)))?,
+                size: o.size.unwrap_or(0),
                 last_modified: o.last_modified.as_deref().and_then(parse_time),
                 key,
             });
         }
-        let common_prefixes = out
-            .common_prefixes
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|p| p.prefix)
-            .collect();
         let next_token = if out.is_truncated == Some(true) {
             Some(
                 out.next_continuation_token
@@ -443,7 +471,7 @@ impl S3Api {
         };
         Ok(ListPage {
             objects,
-            common_prefixes,
+            common_prefixes: out.common_prefixes,
             next_token,
         })
     }
@@ -838,6 +866,33 @@ impl S3Api {
             })
             .collect())
     }
+}
+
+/// Reads a whole answer body of at most `max` bytes (an answer we parse ourselves). A longer
+/// body is a malformed answer, a broken one a transport error.
+async fn read_capped(
+    operation: &'static str,
+    mut body: rusoto_core::ByteStream,
+    max: usize,
+) -> Result<Vec<u8>, S3Error> {
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| S3Error {
+            operation,
+            class: crate::error::ErrorClass::Transport,
+            status: None,
+            code: None,
+            message: format!("reading body: {e}"),
+        })?;
+        if out.len().saturating_add(chunk.len()) > max {
+            return Err(S3Error::malformed(
+                operation,
+                format!("answer longer than {max} bytes"),
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// Most bytes [`collect`] reserves up front from a server-declared length. A larger declared
