@@ -863,7 +863,7 @@ impl Stream for GuardedBody {
                     if let Some(want) = this.expected {
                         if this.seen > want {
                             let msg = format!(
-                                "response body longer than its Content-Length ({} > {want} bytes)",
+                                "response body longer than announced ({} > {want} bytes)",
                                 this.seen
                             );
                             return this.fail(std::io::ErrorKind::InvalidData, msg);
@@ -1484,7 +1484,9 @@ impl Inner {
         let since = server_now
             .checked_sub(window)
             .unwrap_or(std::time::UNIX_EPOCH);
-        let until = server_now + Duration::from_secs(2);
+        let until = server_now
+            .checked_add(Duration::from_secs(2))
+            .unwrap_or(server_now);
 
         let bucket_path = format!("/{}", self.addressing.bucket);
         let (list, resource) = self.plain_request(
@@ -1706,6 +1708,11 @@ impl Inner {
                     retry: 0,
                 }),
                 _ => None,
+            };
+            // A partial answer without Content-Length is still held to its range's length.
+            let expected = match (status, expected) {
+                (206, None) => span.and_then(|s| s.len()),
+                _ => expected,
             };
             let inner = std::mem::replace(&mut resp.body, ByteStream::from(Vec::new()));
             resp.body = ByteStream::new(GuardedBody::new(inner, expected, idle, resume));
@@ -2590,21 +2597,23 @@ mod tests {
     #[tokio::test]
     async fn an_impossible_first_range_never_resumes_or_overflows() {
         let max = u64::MAX;
-        let cases = [
+        let cases: [(String, Option<&str>, &'static [u8]); 4] = [
             // Reversed (start past end): its resume offset overflowed.
-            (format!("bytes {}-3/10", max - 4), Some("10")),
-            // Valid but the body runs past it: `start + seen` overflows.
-            (format!("bytes {}-{}/*", max - 1, max - 1), None),
-            ("bytes 0-9/10".to_owned(), Some("7")),
+            (format!("bytes {}-3/10", max - 4), Some("10"), b"01234"),
+            // The last byte of the largest object, then a break: `start + seen` overflows.
+            (format!("bytes {max}-{max}/*"), None, b"0"),
+            (format!("bytes {max}-{max}/*"), Some("1"), b"0"),
+            // Content-Range disagreeing with Content-Length.
+            ("bytes 0-9/10".to_owned(), Some("7"), b"01234"),
         ];
-        for (range, len) in cases {
+        for (range, len, body) in cases {
             let mut first = headers(&[("etag", "\"e\""), ("content-range", &range)]);
             if let Some(len) = len {
                 first.push(("content-length", len.to_owned()));
             }
             let (d, script, _) = scripted(
                 vec![
-                    Answer::Raw(206, first, b"01234", RESET),
+                    Answer::Raw(206, first, body, RESET),
                     Answer::Http(206, None, b"never"),
                 ],
                 &[("maxretries", "2")],
@@ -2615,7 +2624,7 @@ mod tests {
                 .unwrap();
             let (bytes, err) = bytes_and_error(resp).await;
             assert!(err.is_some(), "{range}");
-            assert_eq!(bytes, b"01234", "{range}");
+            assert_eq!(bytes, body, "{range}");
             assert_eq!(script.seen().len(), 1, "{range}: resumed");
         }
     }
@@ -2625,6 +2634,27 @@ mod tests {
             Ok(resp) => panic!("answered HTTP {}", resp.status),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_partial_answer_without_content_length_is_held_to_its_range() {
+        let over = headers(&[("content-range", "bytes 0-4/10")]);
+        let (d, _, _) = scripted(vec![Answer::Raw(206, over, b"0123456789", None)], &[]);
+        let resp = d
+            .dispatch(req("GET", "/bkt/k", &[], &[]), None)
+            .await
+            .unwrap();
+        let (bytes, err) = bytes_and_error(resp).await;
+        let err = err.unwrap_or_else(|| panic!("no error, got {bytes:?}"));
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+        assert!(bytes.is_empty(), "{bytes:?}");
+        let exact = headers(&[("content-range", "bytes 5-9/10")]);
+        let (d, _, _) = scripted(vec![Answer::Raw(206, exact, b"56789", None)], &[]);
+        let resp = d
+            .dispatch(req("GET", "/bkt/k", &[], &[]), None)
+            .await
+            .unwrap();
+        assert_eq!(body_of(resp).await.unwrap(), b"56789");
     }
 
     #[tokio::test]
