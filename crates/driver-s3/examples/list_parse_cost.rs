@@ -3,8 +3,9 @@
 //! The S3 walk of 10,000 objects costs regstore and object_store the same 10 ListObjectsV2
 //! requests, yet regstore is slower (docs/benchmarks.md). This example times the part that is
 //! client CPU only: rusoto_s3 turning a canned 1000-entry answer into its output struct (what
-//! `s3api::list_objects_v2` calls), against a plain scan of the same bytes for `<Key>`,
-//! `<Size>` and `<LastModified>` (a lower bound for a hand-written parser).
+//! `s3api::list_objects_v2` called until the driver got its own reader), the driver's own
+//! reader (`listxml`, what it calls now), and a plain scan of the same bytes for `<Key>`,
+//! `<Size>` and `<LastModified>` (a lower bound for any parser).
 //!
 //! ```sh
 //! cargo run --release -p regstore-driver-s3 --example list_parse_cost
@@ -117,11 +118,24 @@ async fn main() {
         scanned = scan(std::hint::black_box(&xml));
     }
     let plain = t.elapsed() / rounds;
+    let t = Instant::now();
+    let mut ours_entries = 0;
+    for _ in 0..rounds {
+        match regstore_driver_s3::fuzz_parse_list(std::hint::black_box(xml.as_bytes())) {
+            Ok(o) => ours_entries = o.entries.len(),
+            Err(e) => {
+                eprintln!("listxml failed: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let ours = t.elapsed() / rounds;
     println!(
-        "page of {} bytes, {entries} entries: rusoto_s3 parse {:.2} ms/page, plain scan \
-         ({} keys) {:.3} ms/page",
+        "page of {} bytes, {entries} entries: rusoto_s3 parse {:.2} ms/page, driver's listxml \
+         reader ({ours_entries} entries) {:.3} ms/page, plain scan ({} keys) {:.3} ms/page",
         xml.len(),
         rusoto.as_secs_f64() * 1e3,
+        ours.as_secs_f64() * 1e3,
         scanned.0,
         plain.as_secs_f64() * 1e3
     );

@@ -33,4 +33,6 @@ pub use driver::{IncompleteUpload, ObjectInspection, S3Driver};
 pub use error::ObjectChanged;
 pub use factory::S3Factory;
 #[doc(hidden)]
+pub use listxml::{fuzz_parse_list, fuzz_rusoto_parse_list, ListXmlFuzzOutput};
+#[doc(hidden)]
 pub use sigv2::{fuzz_sign_request, SigV2FuzzInput, SigV2FuzzOutput};
