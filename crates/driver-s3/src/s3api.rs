@@ -275,9 +275,11 @@ impl S3Api {
             storage_class: headers.storage_class.clone(),
             ..Default::default()
         };
-        crate::dispatch::with_replayable_body(replay, self.conn.client.put_object(req))
-            .await
-            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        call(
+            OP,
+            crate::dispatch::with_replayable_body(replay, self.conn.client.put_object(req)),
+        )
+        .await?;
         Ok(())
     }
 
@@ -323,10 +325,9 @@ impl S3Api {
             if_match: if_match.map(str::to_owned),
             ..Default::default()
         };
-        let out = match self.conn.client.get_object(req).await {
+        let out = match call(OP, self.conn.client.get_object(req)).await {
             Ok(out) => out,
             Err(e) => {
-                let e = S3Error::from_rusoto(OP, e);
                 return if e.is_invalid_range() {
                     Ok(None)
                 } else {
@@ -380,12 +381,7 @@ impl S3Api {
             key: key.to_owned(),
             ..Default::default()
         };
-        let out = self
-            .conn
-            .client
-            .head_object(req)
-            .await
-            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        let out = call(OP, self.conn.client.head_object(req)).await?;
         Ok(ObjectHead {
             size: length(OP, "Content-Length", out.content_length)?,
             last_modified: out.last_modified.as_deref().and_then(parse_time),
@@ -493,12 +489,7 @@ impl S3Api {
             storage_class: headers.storage_class.clone(),
             ..Default::default()
         };
-        let out = self
-            .conn
-            .client
-            .create_multipart_upload(req)
-            .await
-            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        let out = call(OP, self.conn.client.create_multipart_upload(req)).await?;
         out.upload_id
             .filter(|id| !id.is_empty())
             .ok_or_else(|| S3Error::malformed(OP, "answer has no UploadId"))
@@ -525,9 +516,11 @@ impl S3Api {
             body: Some(body),
             ..Default::default()
         };
-        let out = crate::dispatch::with_replayable_body(replay, self.conn.client.upload_part(req))
-            .await
-            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        let out = call(
+            OP,
+            crate::dispatch::with_replayable_body(replay, self.conn.client.upload_part(req)),
+        )
+        .await?;
         let etag = out
             .e_tag
             .ok_or_else(|| S3Error::malformed(OP, "answer has no ETag"))?;
@@ -555,12 +548,7 @@ impl S3Api {
             copy_source_range: range.map(|(a, b)| format!("bytes={a}-{b}")),
             ..Default::default()
         };
-        let out = self
-            .conn
-            .client
-            .upload_part_copy(req)
-            .await
-            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        let out = call(OP, self.conn.client.upload_part_copy(req)).await?;
         let etag = out
             .copy_part_result
             .and_then(|r| r.e_tag)
@@ -593,11 +581,17 @@ impl S3Api {
             }),
             ..Default::default()
         };
-        self.conn
-            .client
-            .complete_multipart_upload(req)
-            .await
-            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        let out = call(OP, self.conn.client.complete_multipart_upload(req)).await?;
+        // S3 may answer 200 and put the error in the body (it keeps the connection alive while
+        // assembling); rusoto parses any root element, so such an answer arrives as a result
+        // with nothing in it. A real result names the bucket, the location or the ETag (RGW's
+        // ETag reaches us empty, so one of them is enough); an `<Error>` has none of them.
+        if out.bucket.is_none() && out.location.is_none() && out.e_tag.is_none() {
+            return Err(S3Error::malformed(
+                OP,
+                "answer is not a CompleteMultipartUploadResult (an error inside a 200 answer?)",
+            ));
+        }
         Ok(())
     }
 
@@ -737,11 +731,15 @@ impl S3Api {
             storage_class: headers.storage_class.clone(),
             ..Default::default()
         };
-        self.conn
-            .client
-            .copy_object(req)
-            .await
-            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        let out = call(OP, self.conn.client.copy_object(req)).await?;
+        // As for CompleteMultipartUpload: an error may come inside a 200 answer.
+        let result = out.copy_object_result;
+        if result.is_none_or(|r| r.e_tag.is_none() && r.last_modified.is_none()) {
+            return Err(S3Error::malformed(
+                OP,
+                "answer is not a CopyObjectResult (an error inside a 200 answer?)",
+            ));
+        }
         Ok(())
     }
 
@@ -753,11 +751,7 @@ impl S3Api {
             key: key.to_owned(),
             ..Default::default()
         };
-        self.conn
-            .client
-            .delete_object(req)
-            .await
-            .map_err(|e| S3Error::from_rusoto(OP, e))?;
+        call(OP, self.conn.client.delete_object(req)).await?;
         Ok(())
     }
 
@@ -899,6 +893,30 @@ async fn read_capped(
 /// length is not trusted for allocation (an absurd `Content-Length` would abort the process):
 /// the buffer grows as bytes actually arrive instead.
 const COLLECT_PREALLOC_MAX: usize = 4 << 20;
+
+/// Runs one rusoto call of `operation`, converting its error.
+///
+/// rusoto_s3 0.48 `unwrap`s the parse of some response headers (`x-amz-delete-marker`,
+/// `x-amz-server-side-encryption-bucket-key-enabled`, `x-amz-mp-parts-count`, a
+/// `Content-Length` beyond `i64`, …) in GetObject, HeadObject, PutObject, DeleteObject,
+/// CopyObject and the multipart writes: a server sending an odd value there would panic inside
+/// the call and take the caller's task down. That panic is caught here and becomes a
+/// malformed-answer error instead (the panic hook still reports it once).
+async fn call<T, E>(
+    operation: &'static str,
+    request: impl std::future::Future<Output = Result<T, rusoto_core::RusotoError<E>>>,
+) -> Result<T, S3Error>
+where
+    E: std::fmt::Debug + std::fmt::Display,
+{
+    match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(request)).await {
+        Ok(answer) => answer.map_err(|e| S3Error::from_rusoto(operation, e)),
+        Err(_) => Err(S3Error::malformed(
+            operation,
+            "the answer could not be parsed (a response header with an invalid value)",
+        )),
+    }
+}
 
 /// Collects a stream into one buffer (for small objects). With a declared length `len`
 /// (`Content-Length`) the buffer is pre-sized up to [`COLLECT_PREALLOC_MAX`], and the body
