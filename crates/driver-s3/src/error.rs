@@ -132,8 +132,8 @@ impl S3Error {
                     operation,
                     class: ErrorClass::Api,
                     status,
-                    code,
-                    message: e.to_string(),
+                    code: code.map(clip),
+                    message: clip(e.to_string()),
                 }
             }
             RusotoError::Unknown(resp) => {
@@ -161,7 +161,7 @@ impl S3Error {
                 code: None,
                 message: format!("invalid request: {m}"),
             },
-            RusotoError::ParseError(m) => S3Error::malformed(operation, m),
+            RusotoError::ParseError(m) => S3Error::malformed(operation, clip(m)),
             RusotoError::Blocking => S3Error {
                 operation,
                 class: ErrorClass::Transport,
@@ -181,8 +181,8 @@ impl S3Error {
             operation,
             class: ErrorClass::Api,
             status: Some(status),
-            code: xml_field(&body, "Code"),
-            message: xml_field(&body, "Message").unwrap_or_default(),
+            code: xml_field(&body, "Code").map(clip),
+            message: clip(xml_field(&body, "Message").unwrap_or_default()),
         }
     }
 }
@@ -215,6 +215,24 @@ impl fmt::Display for ObjectChanged {
 }
 
 impl std::error::Error for ObjectChanged {}
+
+/// Longest server-provided text (error code, message) kept in an error, in bytes: the server
+/// controls it, and every error ends up in a log line.
+const MAX_SERVER_TEXT: usize = 1024;
+
+/// `text` cut to at most [`MAX_SERVER_TEXT`] bytes (on a character boundary), marked with `…`
+/// when cut.
+fn clip(mut text: String) -> String {
+    if text.len() > MAX_SERVER_TEXT {
+        let mut end = MAX_SERVER_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
 
 /// The text of the first `<name>…</name>` element in an S3 XML error body, unescaped. Only
 /// `Code` and `Message` are read: other elements (`StringToSign`, `SignatureProvided`) would
@@ -289,6 +307,30 @@ mod tests {
             "{text}"
         );
         assert!(!e.is_not_found());
+    }
+
+    #[test]
+    fn server_text_is_clipped() {
+        let long = "é".repeat(5000);
+        let body = format!("<Error><Code>{long}</Code><Message>{long}</Message></Error>");
+        let e = unknown(500, &body);
+        assert!(
+            e.message.len() <= MAX_SERVER_TEXT + '…'.len_utf8(),
+            "{}",
+            e.message.len()
+        );
+        assert!(e.message.ends_with('…') && e.message.starts_with("éé"));
+        assert!(e.code.is_some_and(|c| c.len() <= MAX_SERVER_TEXT + 3));
+        let e = S3Error::from_rusoto(
+            "GetObject",
+            RusotoError::Service(FakeError::NoSuchKey("x".repeat(100_000))),
+        );
+        assert!(e.message.len() <= MAX_SERVER_TEXT + 3);
+        assert!(e.is_not_found());
+        let e = S3Error::from_rusoto::<FakeError>("X", RusotoError::ParseError("y".repeat(9999)));
+        assert!(e.message.len() <= MAX_SERVER_TEXT + 3);
+        // Short text is kept as it is.
+        assert_eq!(clip("short".to_owned()), "short");
     }
 
     #[test]
