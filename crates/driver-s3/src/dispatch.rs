@@ -656,14 +656,19 @@ type PendingGet =
     Pin<Box<dyn Future<Output = Result<HttpResponse, (std::io::ErrorKind, String)>> + Send>>;
 
 /// Checks that a resumed GetObject answer holds exactly bytes `from..=end` of an object of
-/// `total` bytes (when known): a server answering another range would otherwise splice wrong
-/// bytes into the data. The message names what disagreed.
+/// `total` bytes (when known) and, when it names one, of the version with `etag` (a server
+/// ignoring `If-Match` may serve a newer version): otherwise wrong bytes would be spliced
+/// into the data. The message names what disagreed (never the ETag values).
 fn check_resumed(
     resp: &HttpResponse,
     from: u64,
     end: u64,
     total: Option<u64>,
+    etag: &str,
 ) -> Result<(), String> {
+    if resp.headers.get("etag").is_some_and(|e| e.trim() != etag) {
+        return Err("resuming the body answered another object version (ETag changed)".to_owned());
+    }
     let Some(got) = content_range(resp) else {
         return Err(format!(
             "resuming the body answered HTTP 206 without a valid Content-Range \
@@ -772,7 +777,7 @@ impl GuardedBody {
         let req = Template::new(req);
         let inner = Arc::clone(&r.inner);
         let resource = r.resource.clone();
-        let (end, total) = (r.end, r.total);
+        let (end, total, etag) = (r.end, r.total, r.etag.clone());
         let mut left = r.retries_left;
         let mut retry = r.retry;
         r.retries_left = 0;
@@ -793,7 +798,7 @@ impl GuardedBody {
                     .await;
                 match outcome {
                     Ok(resp) if resp.status.as_u16() == 206 => {
-                        return match check_resumed(&resp, from, end, total) {
+                        return match check_resumed(&resp, from, end, total, &etag) {
                             Ok(()) => Ok(resp),
                             Err(msg) => Err((std::io::ErrorKind::InvalidData, msg)),
                         }
@@ -2540,7 +2545,9 @@ mod tests {
     #[tokio::test]
     async fn a_resumed_answer_with_another_range_ends_the_body_with_an_error() {
         let first = || headers(&[("etag", "\"e\""), ("content-length", "10")]);
-        let wrong: [(&str, &str, &'static [u8]); 5] = [
+        let wrong: [(&str, &str, &'static [u8]); 6] = [
+            // Right range, other version (the server ignored If-Match).
+            ("bytes 5-9/10", "5", b"abcde"),
             // Same length, other offset: accepted before, splicing "01234" in again.
             ("bytes 0-4/10", "5", b"01234"),
             ("bytes 5-8/10", "4", b"5678"),
@@ -2548,9 +2555,9 @@ mod tests {
             ("bytes 5-9/10", "4", b"5678"),
             ("garbage", "5", b"56789"),
         ];
-        for (range, len, body) in wrong {
+        for (i, (range, len, body)) in wrong.into_iter().enumerate() {
             let rest = headers(&[
-                ("etag", "\"e\""),
+                ("etag", if i == 0 { "\"other\"" } else { "\"e\"" }),
                 ("content-length", len),
                 ("content-range", range),
             ]);
