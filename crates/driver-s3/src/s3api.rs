@@ -900,8 +900,9 @@ const COLLECT_PREALLOC_MAX: usize = 4 << 20;
 /// `x-amz-server-side-encryption-bucket-key-enabled`, `x-amz-mp-parts-count`, a
 /// `Content-Length` beyond `i64`, …) in GetObject, HeadObject, PutObject, DeleteObject,
 /// CopyObject and the multipart writes: a server sending an odd value there would panic inside
-/// the call and take the caller's task down. That panic is caught here and becomes a
-/// malformed-answer error instead (the panic hook still reports it once).
+/// the call and take the caller's task down. The transport already drops unparseable values of
+/// the informational ones (`transport::from_hyper`); any panic left (e.g. that `Content-Length`)
+/// is caught here and becomes a malformed-answer error (the panic hook still reports it once).
 async fn call<T, E>(
     operation: &'static str,
     request: impl std::future::Future<Output = Result<T, rusoto_core::RusotoError<E>>>,

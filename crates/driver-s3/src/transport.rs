@@ -199,7 +199,9 @@ pub(crate) fn from_hyper(resp: hyper::Response<Body>) -> HttpResponse {
                 Ok(s) => s.to_owned(),
                 Err(_) => String::from_utf8_lossy(value.as_bytes()).into_owned(),
             };
-            headers.append(n.clone(), v);
+            if !rusoto_would_panic_on(n.as_str(), &v) {
+                headers.append(n.clone(), v);
+            }
         }
     }
     let body = body.map_err(|e| std::io::Error::other(format!("Error obtaining chunk: {e}")));
@@ -208,6 +210,33 @@ pub(crate) fn from_hyper(resp: hyper::Response<Body>) -> HttpResponse {
         headers,
         body: ByteStream::new(body),
     }
+}
+
+/// Informational headers that rusoto_s3 0.48 parses with `unwrap` (a panic on a value that does
+/// not parse). The driver reads none of them, so a header that would not parse is dropped here
+/// rather than crashing the caller's task. (`Content-Length` is parsed the same way but matters;
+/// an unparseable one is caught as a malformed answer by `s3api`.)
+const RUSOTO_PARSED_HEADERS: &[(&str, bool)] = &[
+    // (name, true = bool / false = i64)
+    ("x-amz-delete-marker", true),
+    ("x-amz-server-side-encryption-bucket-key-enabled", true),
+    ("x-amz-missing-meta", false),
+    ("x-amz-mp-parts-count", false),
+    ("x-amz-tagging-count", false),
+];
+
+/// Whether rusoto_s3 would panic parsing header `name` (lower-case) with `value`.
+fn rusoto_would_panic_on(name: &str, value: &str) -> bool {
+    RUSOTO_PARSED_HEADERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .is_some_and(|(_, is_bool)| {
+            if *is_bool {
+                value.parse::<bool>().is_err()
+            } else {
+                value.parse::<i64>().is_err()
+            }
+        })
 }
 
 impl<C> DispatchSignedRequest for Transport<C>
@@ -333,6 +362,9 @@ mod tests {
             .header("x-amz-meta-n", HeaderValue::from_bytes(b"caf\xe9").unwrap())
             .header("x-multi", "a")
             .header("x-multi", "b")
+            .header("x-amz-delete-marker", "maybe")
+            .header("x-amz-mp-parts-count", "99999999999999999999")
+            .header("x-amz-tagging-count", "3")
             .body(Body::from("body"))
             .unwrap();
         let r = from_hyper(resp);
@@ -343,6 +375,13 @@ mod tests {
             Some("caf\u{fffd}")
         );
         assert_eq!(r.headers.get_all("x-multi").iter().count(), 2);
+        // rusoto_s3 would `unwrap` these parses: unparseable values are dropped, valid kept.
+        assert!(r.headers.get("x-amz-delete-marker").is_none());
+        assert!(r.headers.get("x-amz-mp-parts-count").is_none());
+        assert_eq!(
+            r.headers.get("x-amz-tagging-count").map(String::as_str),
+            Some("3")
+        );
         let body: Vec<Bytes> = r.body.try_collect().await.unwrap();
         assert_eq!(body.concat(), b"body");
     }
