@@ -22,6 +22,7 @@ pub const TARGETS: &[&str] = &[
     "sigv2_canonical",
     "sigv2_sign_request",
     "ip_ranges",
+    "list_objects_v2",
 ];
 
 /// `target/tools`: where xtask installs the cargo plugins it needs.

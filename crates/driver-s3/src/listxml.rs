@@ -146,6 +146,10 @@ impl<'a> Scanner<'a> {
             if !rest.starts_with('<') {
                 let end = rest.find('<').unwrap_or(rest.len());
                 let raw = &rest[..end];
+                if let Some(i) = raw.find("]]>") {
+                    self.pos += i;
+                    return self.err("']]>' in character data");
+                }
                 let text = self.decode(raw)?;
                 self.pos += end;
                 return Ok(Event::Text(text));
@@ -791,6 +795,7 @@ mod tests {
             b"<ListBucketResult><IsTruncated/></ListBucketResult>",
             b"<ListBucketResult><Contents><Key>a<b/></Key></Contents></ListBucketResult>",
             b"<ListBucketResult>text</ListBucketResult>",
+            b"<ListBucketResult><Contents><Key>a]]>b</Key></Contents></ListBucketResult>",
             b"<ListBucketResult><Contents>x<Key>a</Key></Contents></ListBucketResult>",
             b"<ListBucketResult><![CDATA[x</ListBucketResult>",
             b"<ListBucketResult><!-- x </ListBucketResult>",
