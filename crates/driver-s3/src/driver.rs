@@ -407,7 +407,7 @@ impl StorageDriver for S3Driver {
         match self
             .inner
             .api
-            .get_object(&key, 0, path)
+            .get_object(&key, path)
             .await
             .map_err(|e| e.into_error(path))?
         {

@@ -283,17 +283,18 @@ impl S3Api {
         Ok(())
     }
 
-    /// GetObject from byte `offset` (`Range: bytes=<offset>-`). `Ok(None)` when S3 says the
-    /// range is unsatisfiable (offset at or past the end, any read of an empty object). The
+    /// GetObject of the whole object, without a `Range` header: every server answers a plain
+    /// GET the same way, empty objects included (`bytes=0-` on an empty object is a 416). A
+    /// body that breaks is still resumed from its `Content-Length` by the dispatcher. The
     /// body is streamed as it arrives; stream errors become `Backend` errors about `path`.
+    /// `Ok(None)` only if a server answers 416 anyway.
     pub(crate) async fn get_object(
         &self,
         key: &str,
-        offset: u64,
         path: &str,
     ) -> Result<Option<(Option<u64>, ByteStream)>, S3Error> {
         Ok(self
-            .get_range(key, offset, None, None, path)
+            .get(key, None, None, path)
             .await?
             .map(|a| (a.content_length, a.body)))
     }
@@ -313,15 +314,26 @@ impl S3Api {
         if_match: Option<&str>,
         path: &str,
     ) -> Result<Option<GetAnswer>, S3Error> {
-        const OP: &str = "GetObject";
         let range = match end {
             Some(end) => format!("bytes={start}-{end}"),
             None => format!("bytes={start}-"),
         };
+        self.get(key, Some(range), if_match, path).await
+    }
+
+    /// GetObject with an optional `Range` and `If-Match`; see [`Self::get_range`].
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<String>,
+        if_match: Option<&str>,
+        path: &str,
+    ) -> Result<Option<GetAnswer>, S3Error> {
+        const OP: &str = "GetObject";
         let req = rusoto_s3::GetObjectRequest {
             bucket: self.bucket.clone(),
             key: key.to_owned(),
-            range: Some(range),
+            range,
             if_match: if_match.map(str::to_owned),
             ..Default::default()
         };

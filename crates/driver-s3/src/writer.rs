@@ -459,7 +459,7 @@ impl S3Writer {
             .map_err(|e| e.into_backend(path))?;
         if total < MIN_PART {
             let old = match api
-                .get_object(&self.key, 0, path)
+                .get_object(&self.key, path)
                 .await
                 .map_err(|e| e.into_error(path))?
             {

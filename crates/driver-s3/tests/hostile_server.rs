@@ -17,6 +17,8 @@ use tokio::net::TcpListener;
 struct Request {
     method: String,
     query: HashMap<String, String>,
+    /// The `Range` header, if any.
+    range: Option<String>,
 }
 
 /// An answer: raw HTTP segments, written with a short pause between them (so the client sees
@@ -112,7 +114,15 @@ async fn serve(answer: impl Fn(&Request) -> Answer + Send + Sync + 'static) -> S
                         (decode(k), decode(v))
                     })
                     .collect();
-                let req = Request { method, query };
+                let range = text.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("range").then(|| v.trim().to_owned())
+                });
+                let req = Request {
+                    method,
+                    query,
+                    range,
+                };
                 let segments = answer(&req);
                 let last = segments.len().saturating_sub(1);
                 for (i, s) in segments.into_iter().enumerate() {
@@ -337,6 +347,22 @@ async fn resume_with_overflowing_part_sizes_or_numbers_is_an_error() {
             .unwrap_or_else(|| panic!("absurd part values must be refused"));
         assert_names_path(&e, "/h1/sizes");
     }
+}
+
+#[tokio::test]
+async fn get_content_is_a_plain_get_and_reads_an_empty_object() {
+    // get_content sends no Range (an empty object then answers 200, not 416); the fake server
+    // answers a ranged request with 400 so a regression cannot pass unnoticed.
+    let endpoint = serve(|r| match (&r.method[..], &r.range) {
+        ("GET", None) => answer("200 OK", &[("ETag", "\"e\"")], b""),
+        _ => answer("400 Bad Request", &[], b""),
+    })
+    .await;
+    let d = driver(&endpoint, &[]);
+    let got = bounded("get_content", d.get_content(&path("/h1/empty")))
+        .await
+        .unwrap_or_else(|e| panic!("get_content: {e}"));
+    assert!(got.is_empty());
 }
 
 #[tokio::test]
