@@ -133,6 +133,38 @@ pub struct Phase {
     pub ops: u64,
     /// HTTP requests by S3 operation, `None` if the client cannot count them.
     pub requests: Option<BTreeMap<String, u64>>,
+    /// CPU time (user + system, all threads) the client process spent in the phase: what the
+    /// library costs, unlike `secs` mostly independent of the server and the machine's load.
+    #[serde(default)]
+    pub cpu_secs: f64,
+}
+
+/// When a phase started: wall clock and the process's CPU time.
+#[derive(Clone, Copy)]
+struct Start {
+    wall: Instant,
+    cpu: f64,
+}
+
+impl Start {
+    fn now() -> Start {
+        Start {
+            wall: Instant::now(),
+            cpu: cpu_secs(),
+        }
+    }
+}
+
+/// User + system CPU seconds of this process so far (all threads).
+fn cpu_secs() -> f64 {
+    // SAFETY: rusage is a plain C struct for which all-zero bytes are a valid value, and
+    // getrusage only writes into the one out-pointer we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Request counts of object_store, classified by method, query and copy header.
@@ -245,20 +277,20 @@ async fn run_regstore(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
     let stats = d.request_stats();
     let big = spath(&format!("/{}/big", task.prefix))?;
     let mut phases = Vec::new();
-    let mut phase =
-        |name: &str, t: Instant, bytes: u64, ops: u64, before: &BTreeMap<String, u64>| {
-            phases.push(Phase {
-                name: name.into(),
-                secs: t.elapsed().as_secs_f64(),
-                bytes,
-                ops,
-                requests: Some(diff(&stats.snapshot(), before)),
-            })
-        };
+    let mut phase = |name: &str, t: Start, bytes: u64, ops: u64, before: &BTreeMap<String, u64>| {
+        phases.push(Phase {
+            name: name.into(),
+            secs: t.wall.elapsed().as_secs_f64(),
+            cpu_secs: cpu_secs() - t.cpu,
+            bytes,
+            ops,
+            requests: Some(diff(&stats.snapshot(), before)),
+        })
+    };
     match task.scenario.as_str() {
         "stream-write" => {
             let before = stats.snapshot();
-            let t = Instant::now();
+            let t = Start::now();
             let mut w = d.writer(&big, false).await.map_err(err("writer"))?;
             for (i, len) in data::pieces(task.size) {
                 w.write(data::piece(setup.seed, i, len))
@@ -270,7 +302,7 @@ async fn run_regstore(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
         }
         "stream-read" => {
             let before = stats.snapshot();
-            let t = Instant::now();
+            let t = Start::now();
             let mut s = d.reader(&big, 0).await.map_err(err("reader"))?;
             let mut n = 0u64;
             while let Some(chunk) = s.next().await {
@@ -284,7 +316,7 @@ async fn run_regstore(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
         "move" => {
             let dst = spath(&format!("/{}/moved", task.prefix))?;
             let before = stats.snapshot();
-            let t = Instant::now();
+            let t = Start::now();
             d.move_object(&big, &dst).await.map_err(err("move"))?;
             phase("move", t, task.size, 1, &before);
         }
@@ -294,7 +326,7 @@ async fn run_regstore(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
                 .collect::<Result<_>>()?;
             let body = data::piece(setup.seed, 1 << 40, task.small_size);
             let before = stats.snapshot();
-            let t = Instant::now();
+            let t = Start::now();
             futures::stream::iter(keys.iter())
                 .map(|k| d.put_content(k, body.clone()))
                 .buffer_unordered(task.small_inflight)
@@ -304,7 +336,7 @@ async fn run_regstore(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
             let n = task.small_count as u64;
             phase("small-put", t, n * task.small_size as u64, n, &before);
             let before = stats.snapshot();
-            let t = Instant::now();
+            let t = Start::now();
             let got: Vec<Bytes> = futures::stream::iter(keys.iter())
                 .map(|k| d.get_content(k))
                 .buffer_unordered(task.small_inflight)
@@ -333,7 +365,7 @@ async fn run_regstore(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
                 .try_collect::<Vec<()>>()
                 .await?;
             let before = stats.snapshot();
-            let t = Instant::now();
+            let t = Start::now();
             let mut files = 0u64;
             d.walk(&tree, &WalkOptions::default(), &mut |fi| {
                 if !fi.is_dir {
@@ -348,7 +380,7 @@ async fn run_regstore(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
             }
             phase("walk", t, 0, files, &before);
             let before = stats.snapshot();
-            let t = Instant::now();
+            let t = Start::now();
             d.delete(&tree).await.map_err(err("delete"))?;
             phase("delete", t, 0, files, &before);
         }
@@ -363,21 +395,21 @@ async fn run_object_store(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
     let snap = || counts.lock().map(|c| c.clone()).unwrap_or_default();
     let big = OsPath::from(format!("{}/big", task.prefix));
     let mut phases = Vec::new();
-    let mut phase =
-        |name: &str, t: Instant, bytes: u64, ops: u64, before: &BTreeMap<String, u64>| {
-            let after = counts.lock().map(|c| c.clone()).unwrap_or_default();
-            phases.push(Phase {
-                name: name.into(),
-                secs: t.elapsed().as_secs_f64(),
-                bytes,
-                ops,
-                requests: Some(diff(&after, before)),
-            })
-        };
+    let mut phase = |name: &str, t: Start, bytes: u64, ops: u64, before: &BTreeMap<String, u64>| {
+        let after = counts.lock().map(|c| c.clone()).unwrap_or_default();
+        phases.push(Phase {
+            name: name.into(),
+            secs: t.wall.elapsed().as_secs_f64(),
+            cpu_secs: cpu_secs() - t.cpu,
+            bytes,
+            ops,
+            requests: Some(diff(&after, before)),
+        })
+    };
     match task.scenario.as_str() {
         "stream-write" => {
             let before = snap();
-            let t = Instant::now();
+            let t = Start::now();
             let upload = s.put_multipart(&big).await?;
             let mut w = WriteMultipart::new_with_chunk_size(upload, setup.chunk_size as usize);
             for (i, len) in data::pieces(task.size) {
@@ -391,7 +423,7 @@ async fn run_object_store(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
         }
         "stream-read" => {
             let before = snap();
-            let t = Instant::now();
+            let t = Start::now();
             let mut st = s.get(&big).await?.into_stream();
             let mut n = 0u64;
             while let Some(chunk) = st.next().await {
@@ -405,7 +437,7 @@ async fn run_object_store(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
         "move" => {
             let dst = OsPath::from(format!("{}/moved", task.prefix));
             let before = snap();
-            let t = Instant::now();
+            let t = Start::now();
             s.rename(&big, &dst).await?;
             phase("move", t, task.size, 1, &before);
         }
@@ -415,7 +447,7 @@ async fn run_object_store(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
                 .collect();
             let body = data::piece(setup.seed, 1 << 40, task.small_size);
             let before = snap();
-            let t = Instant::now();
+            let t = Start::now();
             futures::stream::iter(keys.iter())
                 .map(|k| s.put(k, PutPayload::from_bytes(body.clone())))
                 .buffer_unordered(task.small_inflight)
@@ -424,7 +456,7 @@ async fn run_object_store(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
             let n = task.small_count as u64;
             phase("small-put", t, n * task.small_size as u64, n, &before);
             let before = snap();
-            let t = Instant::now();
+            let t = Start::now();
             let got: Vec<Bytes> = futures::stream::iter(keys.iter())
                 .map(|k| async { s.get(k).await?.bytes().await })
                 .buffer_unordered(task.small_inflight)
@@ -450,7 +482,7 @@ async fn run_object_store(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
                 .await?;
             let tree = OsPath::from(format!("{}/tree", task.prefix));
             let before = snap();
-            let t = Instant::now();
+            let t = Start::now();
             let files = s
                 .list(Some(&tree))
                 .try_fold(0u64, |n, _| async move { Ok(n + 1) })
@@ -460,7 +492,7 @@ async fn run_object_store(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
             }
             phase("walk", t, 0, files, &before);
             let before = snap();
-            let t = Instant::now();
+            let t = Start::now();
             let locations = s.list(Some(&tree)).map_ok(|m| m.location).boxed();
             let deleted = s
                 .delete_stream(locations)

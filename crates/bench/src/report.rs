@@ -44,6 +44,10 @@ pub struct Row {
     /// Requests of the median repetition.
     pub requests: Option<BTreeMap<String, u64>>,
     pub samples_secs: Vec<f64>,
+    /// Median CPU seconds (user + system) the client process spent per operation, when
+    /// measured (not for curl).
+    #[serde(default)]
+    pub cpu_secs_per_op: Option<f64>,
 }
 
 /// A target of issue 6 and whether this run met it.
@@ -126,6 +130,14 @@ impl Report {
                         / 1024.0,
                     requests: closest.and_then(|s| s.phase.requests.clone()),
                     samples_secs,
+                    cpu_secs_per_op: {
+                        let mut cpu: Vec<f64> = mine
+                            .iter()
+                            .filter(|s| s.phase.cpu_secs > 0.0 && s.phase.ops > 0)
+                            .map(|s| s.phase.cpu_secs / s.phase.ops as f64)
+                            .collect();
+                        (!cpu.is_empty()).then(|| median(&mut cpu))
+                    },
                 });
             }
         }
@@ -233,7 +245,7 @@ impl Report {
             s,
             "Server: {}; {} CPU(s); object {} MiB, part size {} MiB, {} parts in flight; \
              {} × {} B small objects, {} in flight; walk/delete of {}; {} repetitions \
-             (medians); run took {:.0} s. Driver parameters: {}. object_store payload: {}.\n",
+             (medians; small and walk/delete run twice per repetition, A B B A); run took {:.0} s. Driver parameters: {}. object_store payload: {}.\n",
             m.server,
             m.cpus,
             m.size / (1024 * 1024),
@@ -289,6 +301,30 @@ impl Report {
                 rss("object_store"),
                 rss("curl"),
             );
+        }
+        let _ = writeln!(
+            s,
+            "\nClient CPU per operation (user + system time of the client process, median; \
+             unlike the rates above, hardly affected by the server or the machine's load):\n"
+        );
+        let _ = writeln!(
+            s,
+            "| phase | regstore | object_store | regstore / object_store |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+        for phase in PHASES {
+            let cpu = |client: &str| self.row(phase, client).and_then(|r| r.cpu_secs_per_op);
+            let (Some(a), Some(b)) = (cpu("regstore"), cpu("object_store")) else {
+                continue;
+            };
+            let show = |v: f64| {
+                if v >= 0.01 {
+                    format!("{:.0} ms", v * 1e3)
+                } else {
+                    format!("{:.0} µs", v * 1e6)
+                }
+            };
+            let _ = writeln!(s, "| {phase} | {} | {} | {:.2}× |", show(a), show(b), a / b);
         }
         let _ = writeln!(s, "\nTargets (issue 6):\n");
         let _ = writeln!(s, "| target | measured | met |");
