@@ -211,7 +211,7 @@ impl RequestStats {
         self.counts[op_index(operation)].fetch_add(1, Ordering::Relaxed);
     }
 
-    fn record_retry(&self, operation: &'static str, ambiguous: bool) {
+    pub(crate) fn record_retry(&self, operation: &'static str, ambiguous: bool) {
         let i = op_index(operation);
         self.retries[i].fetch_add(1, Ordering::Relaxed);
         if ambiguous {
@@ -380,7 +380,7 @@ impl RetryPolicy {
 
 /// A uniform draw from `[0, 1)`. Jitter only needs to differ between clients and calls, not
 /// to be unpredictable, so std's randomly keyed hasher over a counter is enough.
-fn jitter_unit() -> f64 {
+pub(crate) fn jitter_unit() -> f64 {
     use std::hash::{BuildHasher as _, Hasher as _};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

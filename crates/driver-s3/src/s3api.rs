@@ -126,6 +126,15 @@ pub(crate) struct PartsPage {
     pub(crate) next_marker: Option<i64>,
 }
 
+/// Per-key DeleteObjects error codes that say "try again" rather than "no": the server's
+/// own trouble or throttling, never a permission or a malformed key.
+fn transient_delete_code(code: &str) -> bool {
+    matches!(
+        code,
+        "InternalError" | "ServiceUnavailable" | "SlowDown" | "RequestTimeout"
+    )
+}
+
 /// A key that DeleteObjects could not delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DeleteFailure {
@@ -786,6 +795,42 @@ impl S3Api {
                 message: format!("{} keys in one request (at most 1000)", keys.len()),
             });
         }
+        // A 200 answer can still list keys the server failed to delete for a passing reason
+        // (Garage under load answers `ServiceUnavailable: database is locked` per key; AWS
+        // documents `InternalError` and `SlowDown`). Those keys are sent again, alone, with the
+        // dispatcher's back-off and `maxretries` budget; the rest are reported as they are.
+        let policy = crate::dispatch::RetryPolicy::from_config(&self.conn.config);
+        let mut keys = keys;
+        let mut failures = Vec::new();
+        let mut retry = 0u32;
+        loop {
+            let mut again = Vec::new();
+            for f in self.delete_objects_once(keys).await? {
+                if transient_delete_code(&f.code) && retry < policy.max_retries {
+                    again.push(f.key);
+                } else {
+                    failures.push(f);
+                }
+            }
+            if again.is_empty() {
+                return Ok(failures);
+            }
+            retry += 1;
+            self.conn.stats.record_retry(OP, false);
+            tracing::debug!(
+                op = OP,
+                retry,
+                keys = again.len(),
+                "s3 retrying keys DeleteObjects could not delete"
+            );
+            tokio::time::sleep(policy.backoff(retry, crate::dispatch::jitter_unit())).await;
+            keys = again;
+        }
+    }
+
+    /// One DeleteObjects request (quiet mode: the answer lists failures only).
+    async fn delete_objects_once(&self, keys: Vec<String>) -> Result<Vec<DeleteFailure>, S3Error> {
+        const OP: &str = "DeleteObjects";
         let req = rusoto_s3::DeleteObjectsRequest {
             bucket: self.bucket.clone(),
             delete: rusoto_s3::Delete {

@@ -468,3 +468,71 @@ async fn commit_answered_200_with_an_error_inside_fails() {
     assert_names_path(&e, "/h1/commit");
     assert!(e.to_string().contains("CompleteMultipartUpload"), "{e}");
 }
+
+/// A fake server for `delete`: lists `/del/a` and `/del/b`, and answers the first
+/// `failing` DeleteObjects requests with a per-key `code` for every key (HTTP 200, as S3 does).
+fn deleting_server(code: &'static str, failing: usize) -> impl Fn(&Request) -> Answer {
+    let deletes = std::sync::atomic::AtomicUsize::new(0);
+    move |r: &Request| {
+        if r.method == "GET" && r.query.contains_key("list-type") {
+            let body = "<?xml version=\"1.0\"?><ListBucketResult><Name>hostile</Name>\
+                <Prefix>del</Prefix><KeyCount>2</KeyCount><IsTruncated>false</IsTruncated>\
+                <Contents><Key>del/a</Key><Size>1</Size></Contents>\
+                <Contents><Key>del/b</Key><Size>1</Size></Contents></ListBucketResult>";
+            return answer("200 OK", &[], body.as_bytes());
+        }
+        if r.method == "POST" && r.query.contains_key("delete") {
+            let n = deletes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let errors = if n < failing {
+                ["del/a", "del/b"]
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "<Error><Key>{k}</Key><Code>{code}</Code>\
+                             <Message>database is locked</Message></Error>"
+                        )
+                    })
+                    .collect::<String>()
+            } else {
+                String::new()
+            };
+            let body = format!("<?xml version=\"1.0\"?><DeleteResult>{errors}</DeleteResult>");
+            return answer("200 OK", &[], body.as_bytes());
+        }
+        answer("400 Bad Request", &[], b"")
+    }
+}
+
+#[tokio::test]
+async fn delete_retries_keys_the_server_failed_for_a_passing_reason() {
+    // Garage under load answers DeleteObjects 200 with `ServiceUnavailable` for every key.
+    let endpoint = serve(deleting_server("ServiceUnavailable", 2)).await;
+    let d = driver(&endpoint, &[("maxretries", "3")]);
+    bounded("delete", d.delete(&path("/del")))
+        .await
+        .unwrap_or_else(|e| panic!("delete: {e}"));
+    let stats = d.request_stats();
+    assert_eq!(stats.get("DeleteObjects"), 3, "{:?}", stats.snapshot());
+    assert_eq!(stats.retries_snapshot().get("DeleteObjects"), Some(&2));
+}
+
+#[tokio::test]
+async fn delete_reports_keys_that_stay_failed_or_are_refused() {
+    // Out of retries: the failures are reported per path.
+    let endpoint = serve(deleting_server("SlowDown", 10)).await;
+    let d = driver(&endpoint, &[("maxretries", "1")]);
+    let e = bounded("delete", d.delete(&path("/del")))
+        .await
+        .expect_err("keys still failing after the retries are an error");
+    assert_names_path(&e, "/del/a");
+    assert_names_path(&e, "/del/b");
+    assert_eq!(d.request_stats().get("DeleteObjects"), 2);
+    // A refusal is not retried.
+    let endpoint = serve(deleting_server("AccessDenied", 10)).await;
+    let d = driver(&endpoint, &[("maxretries", "3")]);
+    let e = bounded("delete", d.delete(&path("/del")))
+        .await
+        .expect_err("AccessDenied per key is an error");
+    assert!(e.to_string().contains("AccessDenied"), "{e}");
+    assert_eq!(d.request_stats().get("DeleteObjects"), 1);
+}
