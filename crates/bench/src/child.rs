@@ -153,6 +153,18 @@ impl Start {
             cpu: cpu_secs(),
         }
     }
+
+    /// The phase that started here and ends now.
+    fn finish(self, name: &str, bytes: u64, ops: u64, requests: BTreeMap<String, u64>) -> Phase {
+        Phase {
+            name: name.into(),
+            secs: self.wall.elapsed().as_secs_f64(),
+            cpu_secs: cpu_secs() - self.cpu,
+            bytes,
+            ops,
+            requests: Some(requests),
+        }
+    }
 }
 
 /// User + system CPU seconds of this process so far (all threads).
@@ -278,14 +290,7 @@ async fn run_regstore(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
     let big = spath(&format!("/{}/big", task.prefix))?;
     let mut phases = Vec::new();
     let mut phase = |name: &str, t: Start, bytes: u64, ops: u64, before: &BTreeMap<String, u64>| {
-        phases.push(Phase {
-            name: name.into(),
-            secs: t.wall.elapsed().as_secs_f64(),
-            cpu_secs: cpu_secs() - t.cpu,
-            bytes,
-            ops,
-            requests: Some(diff(&stats.snapshot(), before)),
-        })
+        phases.push(t.finish(name, bytes, ops, diff(&stats.snapshot(), before)))
     };
     match task.scenario.as_str() {
         "stream-write" => {
@@ -397,14 +402,7 @@ async fn run_object_store(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
     let mut phases = Vec::new();
     let mut phase = |name: &str, t: Start, bytes: u64, ops: u64, before: &BTreeMap<String, u64>| {
         let after = counts.lock().map(|c| c.clone()).unwrap_or_default();
-        phases.push(Phase {
-            name: name.into(),
-            secs: t.wall.elapsed().as_secs_f64(),
-            cpu_secs: cpu_secs() - t.cpu,
-            bytes,
-            ops,
-            requests: Some(diff(&after, before)),
-        })
+        phases.push(t.finish(name, bytes, ops, diff(&after, before)))
     };
     match task.scenario.as_str() {
         "stream-write" => {
