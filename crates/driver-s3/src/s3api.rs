@@ -804,9 +804,15 @@ impl S3Api {
         let mut failures = Vec::new();
         let mut retry = 0u32;
         loop {
+            // Only keys this request named are sent again, each once: a server's answer must
+            // not be able to make the driver delete anything else.
+            let mut asked: std::collections::HashSet<String> = keys.iter().cloned().collect();
             let mut again = Vec::new();
             for f in self.delete_objects_once(keys).await? {
-                if transient_delete_code(&f.code) && retry < policy.max_retries {
+                if transient_delete_code(&f.code)
+                    && retry < policy.max_retries
+                    && asked.remove(&f.key)
+                {
                     again.push(f.key);
                 } else {
                     failures.push(f);

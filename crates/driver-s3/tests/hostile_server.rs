@@ -19,6 +19,8 @@ struct Request {
     query: HashMap<String, String>,
     /// The `Range` header, if any.
     range: Option<String>,
+    /// The request body (lossy UTF-8).
+    body: String,
 }
 
 /// An answer: raw HTTP segments, written with a short pause between them (so the client sees
@@ -77,8 +79,8 @@ async fn serve(answer: impl Fn(&Request) -> Answer + Send + Sync + 'static) -> S
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                // Read (and drop) the request body, so answering never resets a request that
-                // is still being sent.
+                // Read the request body, so answering never resets a request that is still
+                // being sent.
                 let end = head
                     .windows(4)
                     .position(|w| w == b"\r\n\r\n")
@@ -92,13 +94,14 @@ async fn serve(answer: impl Fn(&Request) -> Answer + Send + Sync + 'static) -> S
                             .then(|| v.trim().parse().ok())?
                     })
                     .unwrap_or(0);
-                let mut have = head.len() - end;
-                while have < body_len {
+                let mut body = head[end..].to_vec();
+                while body.len() < body_len {
                     match sock.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
-                        Ok(n) => have += n,
+                        Ok(n) => body.extend_from_slice(&buf[..n]),
                     }
                 }
+                let body = String::from_utf8_lossy(&body).into_owned();
                 let line = text.lines().next().unwrap_or_default();
                 let mut words = line.split(' ');
                 let method = words.next().unwrap_or_default().to_owned();
@@ -122,6 +125,7 @@ async fn serve(answer: impl Fn(&Request) -> Answer + Send + Sync + 'static) -> S
                     method,
                     query,
                     range,
+                    body,
                 };
                 let segments = answer(&req);
                 let last = segments.len().saturating_sub(1);
@@ -471,7 +475,12 @@ async fn commit_answered_200_with_an_error_inside_fails() {
 
 /// A fake server for `delete`: lists `/del/a` and `/del/b`, and answers the first
 /// `failing` DeleteObjects requests with a per-key `code` for every key (HTTP 200, as S3 does).
-fn deleting_server(code: &'static str, failing: usize) -> impl Fn(&Request) -> Answer {
+/// Every DeleteObjects body received goes into `bodies`.
+fn deleting_server(
+    code: &'static str,
+    failing: usize,
+    bodies: Arc<std::sync::Mutex<Vec<String>>>,
+) -> impl Fn(&Request) -> Answer {
     let deletes = std::sync::atomic::AtomicUsize::new(0);
     move |r: &Request| {
         if r.method == "GET" && r.query.contains_key("list-type") {
@@ -483,8 +492,12 @@ fn deleting_server(code: &'static str, failing: usize) -> impl Fn(&Request) -> A
         }
         if r.method == "POST" && r.query.contains_key("delete") {
             let n = deletes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let Ok(mut b) = bodies.lock() {
+                b.push(r.body.clone());
+            }
+            // `del/zzz` is never asked for: the answer naming it must not get it deleted.
             let errors = if n < failing {
-                ["del/a", "del/b"]
+                ["del/a", "del/b", "del/zzz"]
                     .iter()
                     .map(|k| {
                         format!(
@@ -505,21 +518,43 @@ fn deleting_server(code: &'static str, failing: usize) -> impl Fn(&Request) -> A
 
 #[tokio::test]
 async fn delete_retries_keys_the_server_failed_for_a_passing_reason() {
-    // Garage under load answers DeleteObjects 200 with `ServiceUnavailable` for every key.
-    let endpoint = serve(deleting_server("ServiceUnavailable", 2)).await;
+    // Garage under load answers DeleteObjects 200 with `ServiceUnavailable` for every key;
+    // this one also names a key it was never asked to delete.
+    let bodies = Arc::default();
+    let endpoint = serve(deleting_server(
+        "ServiceUnavailable",
+        2,
+        Arc::clone(&bodies),
+    ))
+    .await;
     let d = driver(&endpoint, &[("maxretries", "3")]);
-    bounded("delete", d.delete(&path("/del")))
+    let e = bounded("delete", d.delete(&path("/del")))
         .await
-        .unwrap_or_else(|e| panic!("delete: {e}"));
+        .expect_err("the key the server added is reported");
+    // Only the stray key is left in the error: the two real ones were deleted on retry.
+    assert_names_path(&e, "/del/zzz");
+    assert!(!e.to_string().contains("/del/a:"), "{e}");
     let stats = d.request_stats();
     assert_eq!(stats.get("DeleteObjects"), 3, "{:?}", stats.snapshot());
     assert_eq!(stats.retries_snapshot().get("DeleteObjects"), Some(&2));
+    let bodies = bodies.lock().map(|b| b.clone()).unwrap_or_default();
+    assert_eq!(bodies.len(), 3);
+    for b in &bodies {
+        assert!(
+            b.contains("<Key>del/a</Key>") && b.contains("<Key>del/b</Key>"),
+            "{b}"
+        );
+        assert!(
+            !b.contains("del/zzz"),
+            "a key only the server named was sent: {b}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn delete_reports_keys_that_stay_failed_or_are_refused() {
     // Out of retries: the failures are reported per path.
-    let endpoint = serve(deleting_server("SlowDown", 10)).await;
+    let endpoint = serve(deleting_server("SlowDown", 10, Arc::default())).await;
     let d = driver(&endpoint, &[("maxretries", "1")]);
     let e = bounded("delete", d.delete(&path("/del")))
         .await
@@ -528,7 +563,7 @@ async fn delete_reports_keys_that_stay_failed_or_are_refused() {
     assert_names_path(&e, "/del/b");
     assert_eq!(d.request_stats().get("DeleteObjects"), 2);
     // A refusal is not retried.
-    let endpoint = serve(deleting_server("AccessDenied", 10)).await;
+    let endpoint = serve(deleting_server("AccessDenied", 10, Arc::default())).await;
     let d = driver(&endpoint, &[("maxretries", "3")]);
     let e = bounded("delete", d.delete(&path("/del")))
         .await
