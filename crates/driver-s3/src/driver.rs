@@ -29,6 +29,9 @@ pub(crate) struct Inner {
     pub(crate) api: S3Api,
     pub(crate) keys: KeyMapper,
     pub(crate) headers: WriteHeaders,
+    /// Headers of writer tail records: the same encryption and ACL, the default storage class
+    /// (a record lives minutes to days; infrequent-access classes bill at least 30 days).
+    pub(crate) tail_headers: WriteHeaders,
 }
 
 /// The S3 storage driver (registered as `s3` and `s3aws`; reports itself as `"s3aws"`).
@@ -47,8 +50,9 @@ pub(crate) struct Inner {
 /// * `walk` lists keys flat and visits entries in S3 key order (`/a-b/…` before `/a/…`);
 ///   walking a missing or empty directory returns `Ok(())` without calling the callback,
 ///   because S3 cannot tell an empty prefix from a missing one (see the `walk` module).
-/// * Writers are multipart uploads; see the writer module for how a resumed writer continues
-///   after a short part (complete, re-create with the same headers, read back or copy).
+/// * Writers are multipart uploads of equal parts; a `close` keeps the bytes after the last
+///   full part in a tail record under `<rootdirectory>.regstore~tails/`, a key no listing of
+///   regstore reports (see the writer module).
 /// * `redirect_url` answers presigned GET/HEAD URLs (SigV4 or SigV2 per configuration) and
 ///   `None` for other methods; `url_key` is the root-prefixed object key.
 #[derive(Debug, Clone)]
@@ -126,12 +130,17 @@ impl S3Driver {
     pub fn new(config: S3Config) -> Result<Self> {
         let keys = KeyMapper::new(&config.root_directory);
         let headers = WriteHeaders::from_config(&config);
+        let tail_headers = WriteHeaders {
+            storage_class: None,
+            ..headers.clone()
+        };
         let conn = S3Connection::new(config)?;
         Ok(S3Driver {
             inner: Arc::new(Inner {
                 api: S3Api::new(conn),
                 keys,
                 headers,
+                tail_headers,
             }),
         })
     }
@@ -212,7 +221,60 @@ impl S3Driver {
                 Err(e) => return Err(Error::backend(DRIVER, None, e)),
             }
         }
+        let tails = self.writer_tail_keys().await?;
+        for batch in tails.chunks(1000) {
+            let failures = api
+                .delete_objects(batch.to_vec())
+                .await
+                .map_err(|e| Error::backend(DRIVER, None, e))?;
+            if let Some(f) = failures.first() {
+                return Err(Error::backend(
+                    DRIVER,
+                    None,
+                    format!("DeleteObjects: {}: {}: {}", f.key, f.code, f.message),
+                ));
+            }
+        }
         Ok(aborted)
+    }
+
+    /// The keys of every writer tail record under the root directory (see the writer module:
+    /// a closed writer keeps the bytes after its last full part there). For tests and
+    /// clean-up checks; not part of the supported API.
+    #[doc(hidden)]
+    pub async fn writer_tail_keys(&self) -> Result<Vec<String>> {
+        let prefix = crate::tail::tails_prefix(self.inner.keys.root());
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let page = self
+                .inner
+                .api
+                .list_objects_v2(ListRequest {
+                    prefix: prefix.clone(),
+                    continuation_token: token.take(),
+                    max_keys: Some(1000),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| Error::backend(DRIVER, None, e))?;
+            keys.extend(page.objects.into_iter().map(|o| o.key));
+            match page.next_token {
+                Some(t) if seen.insert(t.clone()) => token = Some(t),
+                Some(t) => {
+                    return Err(Error::backend(
+                        DRIVER,
+                        None,
+                        S3Error::malformed(
+                            "ListObjectsV2",
+                            format!("listing does not advance (token {t:?} repeated)"),
+                        ),
+                    ))
+                }
+                None => return Ok(keys),
+            }
+        }
     }
 
     /// The incomplete multipart uploads at or below `under` (`/` for the whole root
@@ -260,7 +322,7 @@ impl S3Driver {
     }
 
     /// Aborts one incomplete upload from [`list_incomplete_uploads`](Self::list_incomplete_uploads),
-    /// deleting its parts. Any writer still holding it fails on its next part or commit.
+    /// deleting its parts and its tail record. Any writer still holding it fails on its next part or commit.
     ///
     /// Errors: `PathNotFound` naming the upload's path when S3 no longer knows the upload
     /// (completed or aborted meanwhile); `InvalidParameter` when `upload.key` is not the key
@@ -277,7 +339,7 @@ impl S3Driver {
                 ),
             ));
         }
-        match self
+        let aborted = match self
             .inner
             .api
             .abort_multipart_upload(&upload.key, &upload.upload_id)
@@ -286,7 +348,16 @@ impl S3Driver {
             Ok(()) => Ok(()),
             Err(e) if is_no_such_upload(&e) => Err(Error::not_found(DRIVER, upload.path.as_str())),
             Err(e) => Err(e.into_backend(&upload.path)),
-        }
+        };
+        // The upload's tail record (if it has one) goes with it, also when S3 had already
+        // forgotten the upload (a lifecycle rule aborted it).
+        let tail = crate::tail::tail_key(self.inner.keys.root(), &upload.key, &upload.upload_id);
+        self.inner
+            .api
+            .delete_object(&tail)
+            .await
+            .map_err(|e| e.into_backend(&upload.path))?;
+        aborted
     }
 
     /// Every upload whose key starts with `prefix`, all pages; errors name `path`.

@@ -23,6 +23,7 @@ mod reader;
 mod s3api;
 mod sigv2;
 mod sigv4;
+mod tail;
 mod transport;
 mod walk;
 mod writer;

@@ -1,22 +1,27 @@
 //! The resumable writer: one S3 multipart upload per writer, on the final key.
 //!
 //! Every part except the last is exactly `chunksize` bytes (Cloudflare R2 rejects uploads with
-//! unequal non-final parts). `close` uploads what is buffered as a possibly short part and
-//! leaves the upload open, so a later writer opened with `append` finds it by exact key,
-//! rebuilds its parts and size from ListParts, and goes on.
+//! unequal non-final parts, S3 any non-final part under 5 MiB). Bytes that do not fill a part
+//! are never uploaded as one before `commit`: `close` stores them in a *tail record* under a
+//! hidden key (see [`crate::tail`]) together with the number of the next part, and leaves the
+//! upload open. A later writer opened with `append` finds the upload by exact key, its full
+//! parts with ListParts and its remainder in the record, and goes on where the `close` left
+//! it, with the same part size. So:
+//! * nothing is readable at the path before `commit`, and content committed there before
+//!   stays until then;
+//! * a resume costs three requests (ListMultipartUploads, ListParts, GetObject of the record,
+//!   which holds less than one part) and never re-bases;
+//! * a writer that crashes (is dropped without `close`) after uploading more parts leaves the
+//!   upload as the last `close` left it: before its first part a writer without a record
+//!   writes an empty one, and parts numbered at or after the record's are ignored by a resume.
 //!
-//! A short last part (from a `close`) cannot be followed by more parts: S3 needs every
-//! non-final part to be at least 5 MiB, R2 needs it to be `chunksize`. Before the first new
-//! byte such a writer *re-bases*: it completes the upload (the partial object becomes
-//! visible at the key), starts a new upload with the same encryption, KMS key id, storage
-//! class and ACL headers (distribution forgets the KMS key id here), and then
-//! * if the content so far is under 5 MiB, reads it back into the buffer, so the new upload
-//!   again has only `chunksize` parts;
-//! * otherwise copies the whole object as part 1 (UploadPartCopy). Part 1 then has the old
-//!   size, not `chunksize`: S3 accepts that, R2's equal-part rule cannot be met after a copy.
-//!   Re-reading gigabytes to satisfy R2 would make every resumed push cost a full download,
-//!   so regstore accepts this trade-off (as distribution does); registries on R2 should not
-//!   rely on resuming uploads larger than 5 MiB that were closed on a short part.
+//! Uploads left by distribution's Go driver or by regstore before tail records may end with a
+//! short part that no part can follow. Such a writer *re-bases* once, before its first new
+//! byte: it completes the upload (the partial object is briefly visible at the key), starts a
+//! new one with the same encryption, KMS key id, storage class and ACL headers, copies the
+//! whole `chunksize` parts back with ranged UploadPartCopy, reads the remainder (less than a
+//! part) into its buffer, writes its tail record and deletes the object. Afterwards it is an
+//! upload like any other.
 //!
 //! Parts upload concurrently while the caller keeps writing: a full part is handed to a task
 //! of its own and `write` returns; with `multipartuploadconcurrency` parts in flight, the next
@@ -25,28 +30,24 @@
 //! wrote go to the HTTP body as they are (reference-counted `Bytes`, no copy). `close` and
 //! `commit` wait for every part in flight and report the first failure; after a failed part
 //! the writer refuses further writes (its content has a hole), and `commit` aborts the upload.
-//!
-//! Finally the completed object is deleted again (distribution leaves it), so nothing is
-//! readable at the path before `commit` except during the few requests of a re-base. Two
-//! consequences: content committed at the path *before* this writer started is gone after a
-//! re-base (a registry never overwrites a path it is uploading to), and a crash inside the
-//! re-base can leave the partial object visible.
+//! `commit` and `cancel` delete the tail record.
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt, TryStreamExt};
 use regstore_driver_api::{Error, FileWriter, Result, StoragePath, WriterLifecycle};
 use tokio::task::JoinHandle;
 
 use crate::driver::Inner;
 use crate::error::{S3Error, DRIVER};
 use crate::s3api::{collect, PartInfo};
+use crate::tail::{Tail, MAX_PART};
 
 /// S3's minimum size of a non-final part.
-const MIN_PART: u64 = 5 * 1024 * 1024;
+pub(crate) const MIN_PART: u64 = 5 * 1024 * 1024;
 
 /// Writes smaller than this are copied into one buffer; larger ones are kept as they are
 /// (reference-counted, no copy) until their part is uploaded.
@@ -110,27 +111,6 @@ where
     )))
 }
 
-/// Size and next part number of an upload resumed with `parts` (sorted by number, from
-/// ListParts). Server-provided numbers and sizes are checked, not trusted: a size sum beyond
-/// what S3 can describe (`i64`) or a part number outside `1..=i32::MAX` is an error.
-fn resumed_state(parts: &[PartInfo]) -> std::result::Result<(u64, i64), String> {
-    let mut size: u64 = 0;
-    for p in parts {
-        // S3 numbers parts 1 to 10,000; allowing up to i32::MAX leaves room for odd servers
-        // while the writer's later `next_number += 1` can never overflow.
-        if !(1..=i64::from(i32::MAX)).contains(&p.number) {
-            return Err(format!("part number {} is out of range", p.number));
-        }
-        size = size
-            .checked_add(p.size)
-            .filter(|&s| i64::try_from(s).is_ok())
-            .ok_or_else(|| "part sizes add up to more than an object can hold".to_owned())?;
-    }
-    // Every number is in range (checked above), so this cannot overflow.
-    let next = parts.last().map_or(1, |p| p.number + 1);
-    Ok((size, next))
-}
-
 /// Bytes waiting for the next part, as a list of pieces so large writes are never copied.
 #[derive(Default)]
 struct PartBuffer {
@@ -162,11 +142,104 @@ impl PartBuffer {
         std::mem::take(&mut self.pieces)
     }
 
+    /// Everything buffered as one `Bytes`, leaving it buffered (joined, so asking again is
+    /// free).
+    fn contents(&mut self) -> Bytes {
+        self.seal();
+        if self.pieces.len() > 1 {
+            let mut all = BytesMut::with_capacity(self.len);
+            for p in &self.pieces {
+                all.extend_from_slice(p);
+            }
+            self.pieces = vec![all.freeze()];
+        }
+        self.pieces.first().cloned().unwrap_or_default()
+    }
+
     fn clear(&mut self) {
         self.pieces.clear();
         self.small.clear();
         self.len = 0;
     }
+}
+
+/// What a resume found: the parts that are content, the part size to go on with, the bytes
+/// after the last full part, and whether the upload can be continued as it is.
+#[derive(Debug, PartialEq, Eq)]
+struct ResumePlan {
+    /// The content's parts, numbered `1..=parts.len()`.
+    parts: Vec<PartInfo>,
+    /// Size of every non-final part of this upload.
+    chunk: u64,
+    /// The bytes after the last full part (from the tail record).
+    buffer: Bytes,
+    /// Whether the upload has a tail record.
+    has_tail: bool,
+    /// Whether the parts end with one that no part may follow (an upload without a record,
+    /// left by distribution or an older regstore): the writer re-bases before new bytes.
+    legacy: bool,
+}
+
+/// Decides how to resume from the listed `parts` (sorted by number, no duplicates) and the
+/// upload's tail record; `configured` is the driver's `chunksize`.
+///
+/// With a record, the parts before its number must all be there with its part size (else the
+/// upload is damaged: an error, never a guess), and later parts are a crashed writer's
+/// left-overs. Without one, the content is the run of parts numbered from 1 without a gap: a
+/// part after a gap can only be a left-over of a part upload that failed.
+fn plan_resume(
+    mut parts: Vec<PartInfo>,
+    tail: Option<Tail>,
+    configured: u64,
+) -> std::result::Result<ResumePlan, String> {
+    if let Some(tail) = tail {
+        let full = (tail.next_part - 1) as usize;
+        for n in 1..=full {
+            match parts.get(n - 1) {
+                Some(p) if p.number == n as i64 && p.size == tail.part_size => {}
+                Some(p) if p.number == n as i64 => {
+                    return Err(format!(
+                        "part {n} is {} bytes, the tail record says {}",
+                        p.size, tail.part_size
+                    ))
+                }
+                _ => return Err(format!("part {n} of the tail record is missing")),
+            }
+        }
+        parts.truncate(full);
+        return Ok(ResumePlan {
+            parts,
+            chunk: tail.part_size,
+            buffer: tail.payload,
+            has_tail: true,
+            legacy: false,
+        });
+    }
+    let run = parts
+        .iter()
+        .enumerate()
+        .take_while(|(i, p)| p.number == *i as i64 + 1)
+        .count();
+    parts.truncate(run);
+    let mut total: u64 = 0;
+    for p in &parts {
+        total = total
+            .checked_add(p.size)
+            .filter(|&s| i64::try_from(s).is_ok())
+            .ok_or_else(|| "part sizes add up to more than an object can hold".to_owned())?;
+    }
+    // Parts all of one size that S3 lets another part follow: go on with that size.
+    let common = parts
+        .first()
+        .map(|p| p.size)
+        .filter(|&s| (MIN_PART..=MAX_PART).contains(&s) && parts.iter().all(|p| p.size == s));
+    Ok(ResumePlan {
+        legacy: !parts.is_empty() && common.is_none(),
+        chunk: common.unwrap_or(configured),
+        parts,
+        buffer: Bytes::new(),
+        has_tail: false,
+    })
 }
 
 /// A writer on one multipart upload. See the module documentation.
@@ -191,6 +264,12 @@ pub(crate) struct S3Writer {
     next_number: i64,
     /// Why a part upload failed: the content has a hole, so the writer takes no more bytes.
     failed: Option<String>,
+    /// Whether the upload has a tail record (this writer's or the one it resumed).
+    has_tail: bool,
+    /// Resumed parts that no part may follow: re-base before the first new byte.
+    legacy: bool,
+    /// Whether bytes were written since the writer opened (a `close` without any sends nothing).
+    changed: bool,
     lifecycle: WriterLifecycle,
 }
 
@@ -202,6 +281,8 @@ impl fmt::Debug for S3Writer {
             .field("flushed", &self.flushed)
             .field("buffered", &self.buf.len)
             .field("in_flight", &self.in_flight.len())
+            .field("has_tail", &self.has_tail)
+            .field("legacy", &self.legacy)
             .field("lifecycle", &self.lifecycle)
             .finish()
     }
@@ -228,6 +309,9 @@ impl S3Writer {
             in_flight_bytes: 0,
             next_number: 1,
             failed: None,
+            has_tail: false,
+            legacy: false,
+            changed: false,
         }
     }
 
@@ -245,9 +329,11 @@ impl S3Writer {
     /// A writer resuming the upload a closed writer left at `path` (`append == true`).
     ///
     /// Finds the uploads whose key is exactly this path's (paginated; the most recently
-    /// initiated wins if there are several) and rebuilds parts and size from ListParts. With
-    /// no upload: an empty committed object starts afresh, a non-empty one is
-    /// [`Error::AppendToCommitted`], a missing one is `PathNotFound`.
+    /// initiated wins if there are several), lists its parts and reads its tail record (see
+    /// [`plan_resume`]). With no upload: an empty committed object starts afresh, a non-empty
+    /// one is [`Error::AppendToCommitted`], a missing one is `PathNotFound`. A damaged upload
+    /// (a record whose parts are missing, a record that fails its checks) is a `Backend` error
+    /// naming the path.
     pub(crate) async fn resume(inner: Arc<Inner>, path: StoragePath) -> Result<Self> {
         let api = &inner.api;
         let key = inner.keys.key(&path);
@@ -314,13 +400,24 @@ impl S3Writer {
         .await?;
         parts.sort_by_key(|p| p.number);
         parts.dedup_by_key(|p| p.number);
-        let (flushed, next_number) = resumed_state(&parts).map_err(|why| {
-            Error::backend(DRIVER, Some(&path), S3Error::malformed("ListParts", why))
-        })?;
+        let tail = read_tail(&inner, &key, &upload.upload_id, &path).await?;
+        let plan = plan_resume(parts, tail, inner.api.config().chunk_size.max(MIN_PART)).map_err(
+            |why| {
+                Error::backend(
+                    DRIVER,
+                    Some(&path),
+                    format!("cannot resume the upload: {why}; cancel it and upload again"),
+                )
+            },
+        )?;
         let mut w = Self::new(Arc::clone(&inner), path, key, upload.upload_id);
-        w.flushed = flushed;
-        w.next_number = next_number;
-        w.parts = parts;
+        w.flushed = plan.parts.iter().map(|p| p.size).sum();
+        w.next_number = plan.parts.len() as i64 + 1;
+        w.parts = plan.parts;
+        w.chunk = usize::try_from(plan.chunk).unwrap_or(usize::MAX);
+        w.buf.push(plan.buffer);
+        w.has_tail = plan.has_tail;
+        w.legacy = plan.legacy;
         Ok(w)
     }
 
@@ -356,8 +453,7 @@ impl S3Writer {
         match outcome {
             Ok(part) => {
                 self.flushed += part.size;
-                // Parts finish out of order; keep them sorted by number for ListParts-like
-                // use (re-base, completion).
+                // Parts finish out of order; keep them sorted by number for completion.
                 let at = self.parts.partition_point(|p| p.number < part.number);
                 self.parts.insert(at, part);
                 Ok(())
@@ -385,12 +481,53 @@ impl S3Writer {
         }
     }
 
+    /// Stores the tail record: the parts before the next part number, then `payload`.
+    async fn put_tail(&mut self, payload: Bytes) -> Result<()> {
+        let record = Tail {
+            next_part: self.next_number,
+            part_size: self.chunk as u64,
+            payload,
+        };
+        let tail_key = crate::tail::tail_key(self.inner.keys.root(), &self.key, &self.upload_id);
+        self.inner
+            .api
+            .put_object(
+                &tail_key,
+                record.encode(&self.key),
+                &self.inner.tail_headers,
+            )
+            .await
+            .map_err(|e| e.into_backend(&self.path))?;
+        self.has_tail = true;
+        Ok(())
+    }
+
+    /// Deletes the tail record, if the upload has one.
+    async fn delete_tail(&mut self) -> Result<()> {
+        if !self.has_tail {
+            return Ok(());
+        }
+        let tail_key = crate::tail::tail_key(self.inner.keys.root(), &self.key, &self.upload_id);
+        self.inner
+            .api
+            .delete_object(&tail_key)
+            .await
+            .map_err(|e| e.into_backend(&self.path))?;
+        self.has_tail = false;
+        Ok(())
+    }
+
     /// Hands what is buffered to a part upload of its own (nothing if the buffer is empty),
-    /// first waiting for a free slot when `concurrency` parts are in flight.
-    async fn flush_part(&mut self) -> Result<()> {
+    /// first waiting for a free slot when `concurrency` parts are in flight. A part that is
+    /// not the `last` one is preceded, once per upload, by a tail record of the content so
+    /// far, so that a crash from here on resumes exactly there.
+    async fn flush_part(&mut self, last: bool) -> Result<()> {
         self.check_not_failed()?;
         if self.buf.len == 0 {
             return Ok(());
+        }
+        if !last && !self.has_tail {
+            self.put_tail(Bytes::new()).await?;
         }
         while self.in_flight.len() >= self.concurrency {
             if let Some(joined) = self.in_flight.next().await {
@@ -425,17 +562,13 @@ impl S3Writer {
         Ok(())
     }
 
-    /// Whether the last uploaded part is too short to be followed by another.
-    fn needs_rebase(&self) -> bool {
-        self.parts
-            .last()
-            .is_some_and(|p| p.size < MIN_PART || p.size < self.chunk as u64)
-    }
-
-    /// Completes the current upload and continues on a new one (see the module docs).
+    /// Turns a resumed upload whose parts no part may follow into one of full parts plus a
+    /// tail record (see the module docs). Runs at most once per writer, before any new byte.
     async fn rebase(&mut self) -> Result<()> {
-        let api = &self.inner.api;
-        let path = self.path.as_str();
+        let inner = Arc::clone(&self.inner);
+        let api = &inner.api;
+        let path_owned = self.path.clone();
+        let path = path_owned.as_str();
         if let Err(e) = api
             .complete_multipart_upload(&self.key, &self.upload_id, &self.parts)
             .await
@@ -450,77 +583,85 @@ impl S3Writer {
             });
         }
         let total = self.flushed;
+        let chunk = self.chunk as u64;
         self.parts.clear();
         self.flushed = 0;
+        self.next_number = 1;
         // Same headers as every other write: encryption, KMS key id, class, ACL.
         self.upload_id = api
             .create_multipart_upload(&self.key, &self.inner.headers)
             .await
             .map_err(|e| e.into_backend(path))?;
-        if total < MIN_PART {
-            let old = match api
-                .get_object(&self.key, path)
+        let full = total / chunk;
+        let (key, upload_id) = (self.key.as_str(), self.upload_id.as_str());
+        let copied: Vec<PartInfo> = futures::stream::iter(0..full)
+            .map(|i| async move {
+                let (start, end) = (i * chunk, (i + 1) * chunk - 1);
+                api.upload_part_copy(key, upload_id, i as i64 + 1, key, Some((start, end)), chunk)
+                    .await
+            })
+            .buffered(api.config().multipart_copy_max_concurrency.max(1))
+            .try_collect()
+            .await
+            .map_err(|e| e.into_backend(path))?;
+        self.next_number = full as i64 + 1;
+        self.flushed = full * chunk;
+        self.parts = copied;
+        let rest = total - full * chunk;
+        if rest > 0 {
+            let answer = api
+                .get_range(&self.key, full * chunk, Some(total - 1), None, path)
                 .await
-                .map_err(|e| e.into_error(path))?
-            {
-                // The read-back must be exactly `total` bytes: a declared length that differs
-                // is refused before reading, and without one `total` bounds what is buffered.
-                Some((Some(len), _)) if len != total => {
-                    return Err(Error::backend(
-                        DRIVER,
-                        Some(path),
-                        format!("resumed upload: read back {len} bytes, expected {total}"),
-                    ));
-                }
-                Some((len, stream)) => collect(len.or(Some(total)), stream, path).await?,
-                None => Bytes::new(),
-            };
-            if old.len() as u64 != total {
+                .map_err(|e| e.into_error(path))?;
+            let Some(answer) = answer.filter(|a| {
+                a.content_length == Some(rest)
+                    && a.range.as_ref().is_none_or(|r| r.start == full * chunk)
+            }) else {
                 return Err(Error::backend(
                     DRIVER,
                     Some(path),
-                    format!(
-                        "resumed upload: read back {} bytes, expected {total}",
-                        old.len()
-                    ),
+                    format!("resumed upload: reading back its last {rest} bytes failed"),
                 ));
-            }
+            };
+            let old = collect(Some(rest), answer.body, path).await?;
             self.buf.push(old);
-        } else {
-            let part = api
-                .upload_part_copy(&self.key, &self.upload_id, 1, &self.key, None, total)
-                .await
-                .map_err(|e| e.into_backend(path))?;
-            self.flushed = total;
-            self.parts.push(part);
         }
-        // The old bytes now live in the new upload (buffer or part 1): remove the object the
-        // completion made visible, so nothing is readable at the path before `commit`.
+        let payload = self.buf.contents();
+        self.put_tail(payload).await?;
+        // The old bytes now live in the new upload (parts and tail record): remove the object
+        // the completion made visible, so nothing is readable at the path before `commit`.
         api.delete_object(&self.key)
             .await
             .map_err(|e| e.into_backend(path))?;
         Ok(())
     }
 
-    /// Aborts the current upload, reporting `cause` (and an abort failure, if any).
+    /// Aborts the current upload and deletes its tail record, reporting `cause` (and any
+    /// failure of the clean-up).
     async fn abort_after(&mut self, cause: Error) -> Error {
         self.stop_in_flight();
-        match self
+        let mut errors = vec![cause];
+        if let Err(a) = self
             .inner
             .api
             .abort_multipart_upload(&self.key, &self.upload_id)
             .await
         {
-            Ok(()) => cause,
-            Err(a) => Error::Multiple {
+            errors.push(a.into_backend(&self.path));
+        }
+        if let Err(e) = self.delete_tail().await {
+            errors.push(e);
+        }
+        if errors.len() == 1 {
+            errors.remove(0)
+        } else {
+            Error::Multiple {
                 driver: DRIVER.to_owned(),
-                errors: vec![cause, a.into_backend(&self.path)],
-            },
+                errors,
+            }
         }
     }
-}
 
-impl S3Writer {
     /// Stops the part uploads still running (their bytes are not wanted any more).
     fn stop_in_flight(&mut self) {
         for h in self.in_flight.iter() {
@@ -529,6 +670,38 @@ impl S3Writer {
         self.in_flight = FuturesUnordered::new();
         self.in_flight_bytes = 0;
     }
+}
+
+/// Reads the tail record of upload `upload_id` of `key`; `None` when it has none.
+async fn read_tail(
+    inner: &Inner,
+    key: &str,
+    upload_id: &str,
+    path: &StoragePath,
+) -> Result<Option<Tail>> {
+    let tail_key = crate::tail::tail_key(inner.keys.root(), key, upload_id);
+    let damaged = |why: String| {
+        Error::backend(
+            DRIVER,
+            Some(path),
+            format!("cannot resume the upload: its tail record {tail_key} {why}"),
+        )
+    };
+    let (len, body) = match inner.api.get_object(&tail_key, path).await {
+        Ok(Some(answer)) => answer,
+        Ok(None) => return Err(damaged("answered 416".to_owned())),
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e.into_backend(path)),
+    };
+    // A record holds less than one part; refuse to buffer more than the largest one could be.
+    match len {
+        Some(n) if n <= crate::tail::MAX_PART + 4096 => {}
+        _ => return Err(damaged(format!("has an unexpected length ({len:?})"))),
+    }
+    let raw = collect(len, body, path).await?;
+    Tail::decode(raw, key)
+        .map(Some)
+        .map_err(|why| damaged(format!("is damaged ({why})")))
 }
 
 impl Drop for S3Writer {
@@ -547,14 +720,16 @@ impl FileWriter for S3Writer {
         if data.is_empty() {
             return Ok(());
         }
-        if self.needs_rebase() {
+        if self.legacy {
             if let Err(e) = self.rebase().await {
                 // The upload may be completed, aborted or half re-created: this writer can no
                 // longer tell, so it refuses further use instead of writing to the wrong one.
                 self.lifecycle.poison();
                 return Err(e);
             }
+            self.legacy = false;
         }
+        self.changed = true;
         while !data.is_empty() {
             let need = self.chunk - self.buf.len;
             if data.len() < need {
@@ -562,7 +737,7 @@ impl FileWriter for S3Writer {
                 break;
             }
             self.buf.push(data.split_to(need));
-            self.flush_part().await?;
+            self.flush_part(false).await?;
         }
         Ok(())
     }
@@ -576,9 +751,15 @@ impl FileWriter for S3Writer {
         if !self.lifecycle.close()? {
             return Ok(());
         }
-        let flushed = self.flush_part().await;
-        let drained = self.drain().await;
-        flushed.and(drained)
+        self.drain().await?;
+        if !self.changed {
+            // Nothing new: the upload is as the writer found it.
+            return Ok(());
+        }
+        // Written even when nothing is buffered: it tells a resume to ignore parts a crashed
+        // writer may have left at or after the next number.
+        let payload = self.buf.contents();
+        self.put_tail(payload).await
     }
 
     async fn cancel(&mut self) -> Result<()> {
@@ -589,12 +770,13 @@ impl FileWriter for S3Writer {
             .api
             .abort_multipart_upload(&self.key, &self.upload_id)
             .await
-            .map_err(|e| e.into_backend(&self.path))
+            .map_err(|e| e.into_backend(&self.path))?;
+        self.delete_tail().await
     }
 
     async fn commit(&mut self) -> Result<()> {
         self.lifecycle.check_open()?;
-        let flushed = self.flush_part().await;
+        let flushed = self.flush_part(true).await;
         let drained = self.drain().await;
         if let Err(cause) = flushed.and(drained) {
             // A part is missing: the upload can never be completed. Abort it so its parts do
@@ -621,6 +803,11 @@ impl FileWriter for S3Writer {
         {
             let cause = e.into_backend(&self.path);
             return Err(self.abort_after(cause).await);
+        }
+        // The content is committed; a record left behind is invisible and only costs its
+        // bytes until `uploads abort` clears it, so failing to delete it is not an error.
+        if let Err(e) = self.delete_tail().await {
+            tracing::warn!(path = %self.path, error = %e, "could not delete the tail record");
         }
         Ok(())
     }
@@ -806,39 +993,92 @@ mod tests {
         }
     }
 
-    #[test]
-    fn resumed_state_adds_sizes_and_numbers() {
-        assert_eq!(resumed_state(&[]), Ok((0, 1)));
-        assert_eq!(
-            resumed_state(&[part(1, 5), part(2, 7), part(4, 1)]),
-            Ok((13, 5))
-        );
+    const MIB: u64 = 1024 * 1024;
+
+    fn sizes(parts: &[PartInfo]) -> Vec<(i64, u64)> {
+        parts.iter().map(|p| (p.number, p.size)).collect()
     }
 
     #[test]
-    fn resumed_state_refuses_overflowing_server_values() {
-        // Sizes whose sum overflows u64 (each fits S3's i64 on its own).
-        let big = i64::MAX as u64;
-        let e = resumed_state(&[part(1, big), part(2, big), part(3, 2)]);
-        assert!(e.as_ref().is_err_and(|w| w.contains("add up")), "{e:?}");
-        // A sum that fits u64 but no S3 length.
-        let e = resumed_state(&[part(1, big), part(2, 1)]);
-        assert!(e.is_err(), "{e:?}");
-        // `number + 1` would overflow, here or at the next part uploaded.
-        for n in [i64::MAX, i64::MAX - 1, i64::from(i32::MAX) + 1] {
-            let e = resumed_state(&[part(1, 1), part(n, 1)]);
-            assert!(
-                e.as_ref().is_err_and(|w| w.contains("out of range")),
-                "{e:?}"
-            );
+    fn without_a_record_full_parts_go_on_and_short_ones_rebase() {
+        let plan = plan_resume(vec![], None, 10 * MIB).unwrap();
+        assert!(!plan.legacy && !plan.has_tail && plan.parts.is_empty());
+        assert_eq!(plan.chunk, 10 * MIB);
+        // Equal parts of at least 5 MiB: continued with their size, whatever is configured.
+        let plan = plan_resume(vec![part(1, 7 * MIB), part(2, 7 * MIB)], None, 10 * MIB).unwrap();
+        assert!(!plan.legacy);
+        assert_eq!(plan.chunk, 7 * MIB);
+        // distribution's short last part, a short only part, unequal parts: re-based once.
+        for parts in [
+            vec![part(1, 10 * MIB), part(2, 3)],
+            vec![part(1, MIB)],
+            vec![part(1, 10 * MIB), part(2, 12 * MIB)],
+        ] {
+            let plan = plan_resume(parts.clone(), None, 10 * MIB).unwrap();
+            assert!(plan.legacy, "{parts:?}");
+            assert_eq!(plan.chunk, 10 * MIB);
+            assert_eq!(plan.parts, parts);
         }
-        assert_eq!(
-            resumed_state(&[part(i64::from(i32::MAX), 1)]),
-            Ok((1, i64::from(i32::MAX) + 1))
-        );
-        // Numbers S3 never gives.
-        assert!(resumed_state(&[part(0, 1)]).is_err());
-        assert!(resumed_state(&[part(-3, 1), part(1, 1)]).is_err());
+        // A gap: what follows it is a failed writer's left-over, not content.
+        let plan = plan_resume(
+            vec![part(1, 5 * MIB), part(3, 5 * MIB), part(4, 1)],
+            None,
+            10 * MIB,
+        )
+        .unwrap();
+        assert_eq!(sizes(&plan.parts), vec![(1, 5 * MIB)]);
+        assert!(!plan.legacy);
+        let plan = plan_resume(vec![part(2, 5 * MIB)], None, 10 * MIB).unwrap();
+        assert!(plan.parts.is_empty() && !plan.legacy);
+    }
+
+    #[test]
+    fn a_record_decides_the_content_and_later_parts_are_ignored() {
+        let tail = |next_part, payload: &'static [u8]| Tail {
+            next_part,
+            part_size: 5 * MIB,
+            payload: Bytes::from_static(payload),
+        };
+        let parts = vec![
+            part(1, 5 * MIB),
+            part(2, 5 * MIB),
+            part(3, 5 * MIB),
+            part(4, 2),
+        ];
+        let plan = plan_resume(parts.clone(), Some(tail(3, b"xyz")), 10 * MIB).unwrap();
+        assert_eq!(sizes(&plan.parts), vec![(1, 5 * MIB), (2, 5 * MIB)]);
+        assert_eq!(plan.chunk, 5 * MIB);
+        assert_eq!(plan.buffer, "xyz");
+        assert!(plan.has_tail && !plan.legacy);
+        let plan = plan_resume(parts, Some(tail(1, b"")), 10 * MIB).unwrap();
+        assert!(plan.parts.is_empty() && plan.buffer.is_empty());
+        // Parts the record counts on must be there, with its size.
+        let e = plan_resume(vec![part(1, 5 * MIB)], Some(tail(3, b"")), MIB).unwrap_err();
+        assert!(e.contains("part 2") && e.contains("missing"), "{e}");
+        let e = plan_resume(vec![part(1, 6 * MIB)], Some(tail(2, b"")), MIB).unwrap_err();
+        assert!(e.contains("part 1 is"), "{e}");
+    }
+
+    #[test]
+    fn server_sizes_that_overflow_are_refused() {
+        let big = i64::MAX as u64;
+        let e = plan_resume(vec![part(1, big), part(2, big), part(3, 2)], None, MIB);
+        assert!(e.as_ref().is_err_and(|w| w.contains("add up")), "{e:?}");
+        assert!(plan_resume(vec![part(1, big), part(2, 1)], None, MIB).is_err());
+    }
+
+    #[test]
+    fn part_buffer_contents_keeps_what_is_buffered() {
+        let mut b = PartBuffer::default();
+        assert!(b.contents().is_empty());
+        b.push(Bytes::from_static(b"ab"));
+        b.push(Bytes::from(vec![7u8; COPY_BELOW]));
+        b.push(Bytes::from_static(b"c"));
+        let all = b.contents();
+        assert_eq!(all.len(), 3 + COPY_BELOW);
+        assert_eq!(b.contents(), all);
+        assert_eq!(b.len, 3 + COPY_BELOW);
+        assert_eq!(b.take().concat(), all.to_vec());
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //!   `writer(path, append = true)` resumes at exactly the bytes closed before the kill; the
 //!   committed object's SHA-256 is that of the closed bytes followed by the new ones.
 //! * If the child had handed a full part to an upload task after the reopen, the resumed size
-//!   is the closed bytes plus zero parts (killed before the part reached S3) or one part (after):
-//!   S3 keeps every part of an open upload, so a part that landed counts although it was never
-//!   closed. Either way the committed object is exactly the bytes written, SHA-256 checked.
+//!   is still exactly the closed bytes, whether the kill came before or after that part reached
+//!   S3: the upload's tail record names the part number the closed content ends before, and a
+//!   resume ignores parts from there on. The committed object is exactly the closed bytes and
+//!   the new ones, SHA-256 checked.
 //! * A writer dropped without `close`/`cancel` (fresh, and after a resume) leaves exactly one
 //!   incomplete upload, no visible object, and `abort_incomplete_upload` (what `regstore
 //!   uploads abort` calls) removes it.
@@ -345,24 +346,23 @@ fn killed_process_resumes_at_closed_bytes() {
 }
 
 /// The variant with a full part handed to an upload task after the reopen: the kill may come
-/// before or after that part reached S3. A part that reached S3 is part of the upload (S3 keeps
-/// it; nothing can tell it from a closed one), so the resumed size is the closed bytes plus
-/// zero or one part, never anything in between, and the committed object is exactly the bytes
-/// the child wrote up to that size followed by the new ones — never other bytes.
+/// before or after that part reached S3. Either way the upload resumes exactly at the closed
+/// bytes: the writer stored a tail record before its first part, and a resume ignores parts
+/// numbered from the record's on. The committed object is the closed bytes followed by the
+/// new ones — never other bytes.
 #[test]
-fn killed_with_a_part_in_flight_resumes_at_a_part_boundary_of_written_bytes() {
-    killed_after_unclosed_part(Duration::ZERO, None);
+fn killed_with_a_part_in_flight_resumes_at_closed_bytes() {
+    killed_after_unclosed_part(Duration::ZERO);
 }
 
 /// The same, with the kill two seconds after the part was handed over, so it has reached S3:
-/// the resumed size is then the closed bytes plus that part. This is the case the "exactly the
-/// closed bytes" rule does not cover: S3 keeps every uploaded part of an open upload.
+/// the part is there, and is still not content (it came after the last `close`).
 #[test]
-fn killed_after_an_unclosed_part_landed_resumes_after_that_part() {
-    killed_after_unclosed_part(Duration::from_secs(2), Some(CLOSED + PART));
+fn killed_after_an_unclosed_part_landed_resumes_at_closed_bytes() {
+    killed_after_unclosed_part(Duration::from_secs(2));
 }
 
-fn killed_after_unclosed_part(settle: Duration, expect: Option<usize>) {
+fn killed_after_unclosed_part(settle: Duration) {
     let Some(env) = common::s3_env() else { return };
     let root = format!("/{}/", common::unique("regstore-crash-"));
     let runtime = runtime();
@@ -376,10 +376,9 @@ fn killed_after_unclosed_part(settle: Duration, expect: Option<usize>) {
         };
         let size = w.size() as usize;
         println!("resumed at {size} bytes ({CLOSED} closed, part size {PART})");
-        assert!(
-            expect.map_or(size == CLOSED || size == CLOSED + PART, |e| size == e),
-            "resumed size {size}: expected {expect:?}, or if None the closed {CLOSED} \
-             bytes, or those plus one {PART}-byte part"
+        assert_eq!(
+            size, CLOSED,
+            "resumed size: expected exactly the {CLOSED} closed bytes (part size {PART})"
         );
         let rest = content(0xC7A5_0003, REST);
         write_pieces(w.as_mut(), &rest).await;
@@ -387,7 +386,7 @@ fn killed_after_unclosed_part(settle: Duration, expect: Option<usize>) {
             panic!("commit after resume: {e}");
         }
         drop(w);
-        let expected = [&written[..size], &rest[..]].concat();
+        let expected = [&written[..CLOSED], &rest[..]].concat();
         let got = match driver.get_content(&p).await {
             Ok(b) => b,
             Err(e) => panic!("get_content after commit: {e}"),
