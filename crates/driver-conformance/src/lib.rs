@@ -43,6 +43,7 @@ mod cases;
 mod data;
 mod harness;
 mod redirect;
+pub mod writer_model;
 
 pub use harness::{
     run_all, run_case, Capabilities, CaseReport, Constructor, Fixture, Outcome, Report, Suite,
