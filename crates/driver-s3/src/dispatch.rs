@@ -25,7 +25,10 @@
 //!   `RequestTimeout` (S3's "your socket was idle" answer) — this covers `503 SlowDown`;
 //! * the server answered 400 `BadDigest` or `XAmzContentSHA256Mismatch`: the body it received
 //!   does not match the digest computed here from the very bytes a retry sends again, so it
-//!   was changed on the way and a resend may arrive intact (nothing was stored);
+//!   was changed on the way and a resend may arrive intact (nothing was stored); likewise 400
+//!   `MalformedXML`, since every XML body sent is rusoto's own well-formed output (RGW reports
+//!   a CompleteMultipartUpload body changed on the way that way under SigV2, not as
+//!   `BadDigest`). A server that keeps refusing costs at most `maxretries` resends;
 //! * the transport failed: connection refused or reset, closed before the answer, the answer
 //!   truncated (fewer body bytes than `Content-Length`), or no progress for `requesttimeout`.
 //!
@@ -494,7 +497,7 @@ pub(crate) fn retryable_status(status: u16, body: &[u8]) -> bool {
         // transit, not a wrong request (see the module documentation).
         400 => matches!(
             s3_error_code(body),
-            Some("RequestTimeout" | "BadDigest" | "XAmzContentSHA256Mismatch")
+            Some("RequestTimeout" | "BadDigest" | "XAmzContentSHA256Mismatch" | "MalformedXML")
         ),
         _ => false,
     }
@@ -2092,6 +2095,7 @@ mod tests {
                 "<Error><Code>XAmzContentSHA256Mismatch</Code></Error>",
                 true,
             ),
+            (400, "<Error><Code>MalformedXML</Code></Error>", true),
             (400, "<Error><Code>InvalidDigest</Code></Error>", false),
             (400, "<Error><Code>InvalidArgument</Code></Error>", false),
             (400, "not xml", false),
