@@ -1,6 +1,7 @@
 //! Request bodies changed on the wire (issue 12): the S3 driver through the fault proxy's
 //! `corrupt-body` fault, which inverts one byte of a request body on its way to a real S3
-//! server (RGW in the project's runs; environment as in `common`), with SigV4 and with SigV2.
+//! server (RGW in the project's runs; environment as in `common`; skipped on moto, which does
+//! not verify `Content-MD5`), with SigV4 and with SigV2.
 //!
 //! Every body the driver uploads carries its `Content-MD5`, so the server refuses a changed
 //! one (`BadDigest`) instead of storing it, and the driver sends the intact bytes again. The
@@ -66,6 +67,17 @@ fn upstream(env: &Env) -> Option<SocketAddr> {
         ));
     }
     addr
+}
+
+/// The server of `common::s3_env`, unless it is moto: moto (5.2.1) never checks `Content-MD5`
+/// and stores a changed body, so these tests need RGW (or another verifying server).
+fn verifying_env() -> Option<Env> {
+    let env = common::s3_env()?;
+    if env.server == "moto" {
+        println!("skipped: moto does not verify Content-MD5 (REGSTORE_S3_SERVER=rgw)");
+        return None;
+    }
+    Some(env)
 }
 
 /// A driver through a proxy corrupting `rate` of the requests' bodies, and a driver on the
@@ -159,7 +171,7 @@ async fn upload_and_check(
 
 #[tokio::test]
 async fn every_body_corrupted_is_refused_never_stored() {
-    let Some(env) = common::s3_env() else { return };
+    let Some(env) = verifying_env() else { return };
     for v4auth in [true, false] {
         let sig = if v4auth { "SigV4" } else { "SigV2" };
         let Some((proxy, proxied, direct)) =
@@ -201,7 +213,7 @@ async fn every_body_corrupted_is_refused_never_stored() {
 
 #[tokio::test]
 async fn bodies_corrupted_now_and_then_are_stored_intact_after_retries() {
-    let Some(env) = common::s3_env() else { return };
+    let Some(env) = verifying_env() else { return };
     for v4auth in [true, false] {
         let sig = if v4auth { "SigV4" } else { "SigV2" };
         let Some((proxy, proxied, direct)) =
