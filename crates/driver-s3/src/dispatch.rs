@@ -5,7 +5,9 @@
 //!
 //! 1. rewrites it to virtual-hosted style (`bucket.host`, path without `/bucket`) unless path
 //!    style is forced,
-//! 2. adds `Content-MD5` to `DeleteObjects` if missing (several servers require it),
+//! 2. adds `Content-MD5` to every buffered body that lacks one (`DeleteObjects`, several
+//!    servers require it; `CompleteMultipartUpload`, which SigV2 would otherwise leave
+//!    unprotected); streamed bodies get theirs from [`crate::s3api`],
 //! 3. signs it — SigV4 through [`crate::sigv4`], or SigV2 through [`crate::sigv2`], both over
 //!    exactly the path and query it will send,
 //! 4. counts it in [`RequestStats`] by S3 operation and sends it on a keep-alive pool
@@ -21,6 +23,12 @@
 //!
 //! * the server answered 5xx (except 501 Not Implemented), 429, 408, or 400 with the S3 code
 //!   `RequestTimeout` (S3's "your socket was idle" answer) — this covers `503 SlowDown`;
+//! * the server answered 400 `BadDigest` or `XAmzContentSHA256Mismatch`: the body it received
+//!   does not match the digest computed here from the very bytes a retry sends again, so it
+//!   was changed on the way and a resend may arrive intact (nothing was stored); likewise 400
+//!   `MalformedXML`, since every XML body sent is rusoto's own well-formed output (RGW reports
+//!   a CompleteMultipartUpload body changed on the way that way under SigV2, not as
+//!   `BadDigest`). A server that keeps refusing costs at most `maxretries` resends;
 //! * the transport failed: connection refused or reset, closed before the answer, the answer
 //!   truncated (fewer body bytes than `Content-Length`), or no progress for `requesttimeout`.
 //!
@@ -485,7 +493,12 @@ pub(crate) fn retryable_status(status: u16, body: &[u8]) -> bool {
         408 | 429 => true,
         501 => false,
         500..=599 => true,
-        400 => s3_error_code(body) == Some("RequestTimeout"),
+        // The digests are computed from the bytes a retry resends: a mismatch is damage in
+        // transit, not a wrong request (see the module documentation).
+        400 => matches!(
+            s3_error_code(body),
+            Some("RequestTimeout" | "BadDigest" | "XAmzContentSHA256Mismatch" | "MalformedXML")
+        ),
         _ => false,
     }
 }
@@ -1250,14 +1263,18 @@ fn user_agent(config: &S3Config) -> String {
     }
 }
 
-/// Adds `Content-MD5` of a buffered body when the request has none, and drops duplicates
-/// (rusoto's own helper looks the header up with the wrong case and may add a second one).
+/// Adds `Content-MD5` of a non-empty buffered body when the request has none, and drops
+/// duplicates (rusoto's own helper looks the header up with the wrong case and may add a
+/// second one). The header is signed with the rest, so the server can refuse a changed body.
 fn ensure_content_md5(request: &mut SignedRequest) {
     if let Some(values) = request.headers.get_mut("content-md5") {
         values.truncate(1);
         return;
     }
     if let Some(SignedRequestPayload::Buffer(body)) = &request.payload {
+        if body.is_empty() {
+            return;
+        }
         let digest = Md5::digest(body);
         let value = base64_std(&digest);
         request.add_header("content-md5", &value);
@@ -1290,9 +1307,7 @@ impl Inner {
             None
         };
         let pristine = (op == "CreateMultipartUpload").then(|| unsigned_copy(&request));
-        if op == "DeleteObjects" {
-            ensure_content_md5(&mut request);
-        }
+        ensure_content_md5(&mut request);
         let resource = self.addressing.apply(&mut request);
         request.headers.insert(
             "user-agent".to_owned(),
@@ -1966,6 +1981,56 @@ mod tests {
         r.add_header("Content-MD5", &want);
         ensure_content_md5(&mut r);
         assert_eq!(r.headers["content-md5"].len(), 1);
+        // Every buffered body gets one (CompleteMultipartUpload's XML would otherwise travel
+        // unprotected under SigV2); no body, or an empty one, gets none.
+        let mut r = req("POST", "/bkt/k", &[], &[("uploadId", "u")]);
+        r.set_payload(Some(b"<CompleteMultipartUpload/>".to_vec()));
+        ensure_content_md5(&mut r);
+        let want = base64_std(&Md5::digest(b"<CompleteMultipartUpload/>"));
+        assert_eq!(r.headers["content-md5"], vec![want.into_bytes()]);
+        let mut r = req("PUT", "/bkt", &[], &[]);
+        r.set_payload(Some(Vec::new()));
+        ensure_content_md5(&mut r);
+        assert!(!r.headers.contains_key("content-md5"));
+        let mut r = req("GET", "/bkt/k", &[], &[]);
+        ensure_content_md5(&mut r);
+        assert!(!r.headers.contains_key("content-md5"));
+    }
+
+    #[tokio::test]
+    async fn a_body_refused_for_its_digest_is_sent_again_with_the_same_digest() {
+        let bad_digest: &[u8] = b"<Error><Code>BadDigest</Code></Error>";
+        let pieces = vec![Bytes::from_static(b"ab"), Bytes::from_static(b"c")];
+        let md5 = base64_std(&Md5::digest(b"abc"));
+        let (d, script, stats) = scripted(vec![Answer::Http(400, None, bad_digest)], &[]);
+        let mut r = req("PUT", "/bkt/k", &[], &[]);
+        r.add_header("content-md5", &md5);
+        r.set_payload_stream(ByteStream::new_with_size(
+            futures::stream::iter(pieces.clone().into_iter().map(Ok)),
+            3,
+        ));
+        let resp = with_replayable_body(pieces, d.dispatch(r, None))
+            .await
+            .unwrap();
+        assert_eq!(resp.status.as_u16(), 200);
+        let seen = script.seen();
+        assert_eq!(seen.len(), 2);
+        assert!(seen
+            .iter()
+            .all(|s| s.body == b"abc" && s.content_md5 == md5));
+        assert_eq!(stats.retries_snapshot()["PutObject"], 1);
+        // Refused every time: the refusal is the answer once the retries are spent.
+        let (d, script, _) = scripted(
+            (0..3)
+                .map(|_| Answer::Http(400, None, bad_digest))
+                .collect(),
+            &[("maxretries", "2")],
+        );
+        let mut r = req("POST", "/bkt", &["delete"], &[]);
+        r.set_payload(Some(b"<Delete/>".to_vec()));
+        let resp = d.dispatch(r, None).await.unwrap();
+        assert_eq!(resp.status.as_u16(), 400);
+        assert_eq!(script.seen().len(), 3);
     }
 
     #[test]
@@ -2024,6 +2089,14 @@ mod tests {
             (408, "", true),
             (501, "", false),
             (400, "<Error><Code>RequestTimeout</Code></Error>", true),
+            (400, "<Error><Code>BadDigest</Code></Error>", true),
+            (
+                400,
+                "<Error><Code>XAmzContentSHA256Mismatch</Code></Error>",
+                true,
+            ),
+            (400, "<Error><Code>MalformedXML</Code></Error>", true),
+            (400, "<Error><Code>InvalidDigest</Code></Error>", false),
             (400, "<Error><Code>InvalidArgument</Code></Error>", false),
             (400, "not xml", false),
             (403, "", false),
@@ -2113,6 +2186,7 @@ mod tests {
         body: Vec<u8>,
         authorization: String,
         date: String,
+        content_md5: String,
     }
 
     /// An HTTP client answering from a script, recording each attempt's body and signature.
@@ -2152,6 +2226,7 @@ mod tests {
                         .unwrap_or_default()
                 };
                 let (authorization, date) = (header("authorization"), header("x-amz-date"));
+                let content_md5 = header("content-md5");
                 let body = match request.payload {
                     None => Vec::new(),
                     Some(SignedRequestPayload::Buffer(b)) => b.to_vec(),
@@ -2164,6 +2239,7 @@ mod tests {
                     body,
                     authorization,
                     date,
+                    content_md5,
                 });
                 let answer = this.answers.lock().unwrap().pop_front();
                 match answer.unwrap_or(Answer::Http(200, None, b"")) {

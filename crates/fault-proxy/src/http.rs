@@ -314,6 +314,70 @@ where
     }
 }
 
+/// Copies a body framed as `framing` like [`copy_body`] with [`Cut::Whole`], except that one
+/// data byte is inverted (XOR `0xFF`): the byte at `at` modulo the body's length for a sized
+/// body, or at `at` modulo the size of the first non-empty chunk, within that chunk, for a
+/// chunked one (chunk framing stays intact). Returns whether a byte was changed: `false` for a
+/// body without data bytes, which is copied unchanged.
+pub(crate) async fn copy_body_flipping<R, W>(
+    r: &mut R,
+    w: &mut W,
+    framing: Framing,
+    at: u64,
+) -> io::Result<bool>
+where
+    R: AsyncBufRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    /// Copies `n > 0` bytes with the byte at `k < n` inverted.
+    async fn flip_in<R, W>(r: &mut R, w: &mut W, n: u64, k: u64) -> io::Result<()>
+    where
+        R: AsyncBufRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        copy_exact(r, w, k).await?;
+        let b = r.read_u8().await?;
+        w.write_all(&[b ^ 0xFF]).await?;
+        copy_exact(r, w, n - k - 1).await
+    }
+    match framing {
+        Framing::Length(n) if n > 0 => {
+            flip_in(r, w, n, at % n).await?;
+            Ok(true)
+        }
+        Framing::Chunked => {
+            let mut flipped = false;
+            loop {
+                let line = read_line(r).await?;
+                let size = chunk_size(&line)?;
+                w.write_all(&line).await?;
+                if size == 0 {
+                    loop {
+                        let trailer = read_line(r).await?;
+                        w.write_all(&trailer).await?;
+                        if trailer == b"\r\n" || trailer == b"\n" {
+                            return Ok(flipped);
+                        }
+                    }
+                }
+                if flipped {
+                    copy_exact(r, w, size).await?;
+                } else {
+                    flip_in(r, w, size, at % size).await?;
+                    flipped = true;
+                }
+                let end = read_line(r).await?;
+                if end != b"\r\n" && end != b"\n" {
+                    return Err(invalid("chunk data not followed by CRLF"));
+                }
+                w.write_all(&end).await?;
+            }
+        }
+        // Nothing to change (or nothing framed: a request has no until-EOF body).
+        _ => copy_body(r, w, framing, Cut::Whole).await.map(|_| false),
+    }
+}
+
 /// Reads and discards a body framed as `framing` (a request answered without forwarding it).
 pub(crate) async fn drain_body<R: AsyncBufRead + Unpin>(
     r: &mut R,
@@ -382,6 +446,47 @@ mod tests {
             .await
             .unwrap());
         assert_eq!(out, b"4;x=y\r\nab");
+    }
+
+    #[tokio::test]
+    async fn flipping_changes_exactly_one_data_byte() {
+        let body: Vec<u8> = (0u8..10).collect();
+        for at in [0u64, 3, 9, 10, 12345] {
+            let mut out = Vec::new();
+            let mut r = tokio::io::BufReader::new(&body[..]);
+            assert!(
+                copy_body_flipping(&mut r, &mut out, Framing::Length(10), at)
+                    .await
+                    .unwrap()
+            );
+            let k = (at % 10) as usize;
+            let mut want = body.clone();
+            want[k] ^= 0xFF;
+            assert_eq!(out, want, "at {at}");
+        }
+        // Chunked: inside the first non-empty chunk's data, framing and trailers untouched.
+        let body = b"4;x=y\r\nabcd\r\n2\r\nef\r\n0\r\nTrailer: t\r\n\r\n";
+        let mut out = Vec::new();
+        let mut r = tokio::io::BufReader::new(&body[..]);
+        assert!(copy_body_flipping(&mut r, &mut out, Framing::Chunked, 6)
+            .await
+            .unwrap());
+        let mut want = body.to_vec();
+        want[7 + 2] ^= 0xFF;
+        assert_eq!(out, want);
+        // No data bytes: copied as is, reported unchanged.
+        for (framing, raw) in [
+            (Framing::Length(0), &b""[..]),
+            (Framing::Empty, b""),
+            (Framing::Chunked, b"0\r\n\r\n"),
+        ] {
+            let mut out = Vec::new();
+            let mut r = tokio::io::BufReader::new(raw);
+            assert!(!copy_body_flipping(&mut r, &mut out, framing, 5)
+                .await
+                .unwrap());
+            assert_eq!(out, raw);
+        }
     }
 
     #[test]

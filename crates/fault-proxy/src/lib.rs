@@ -12,6 +12,11 @@
 //!   connection is closed mid-body.
 //! * [`FaultKind::SlowDown`] / [`FaultKind::InternalError`] — an S3 error document
 //!   (`503 SlowDown` / `500 InternalError`) is answered without forwarding the request.
+//! * [`FaultKind::CorruptBody`] — one byte of the *request* body is inverted on its way to the
+//!   server (its position drawn from the seed and the connection's index, so a run can be
+//!   repeated); the answer is passed back unchanged. A request without a body passes as is.
+//!   Unlike the others this fault changes data, so it is never drawn unless asked for: it is
+//!   not in [`FaultKind::ALL`], the default set.
 //!
 //! # One request per connection
 //!
@@ -71,10 +76,15 @@ pub enum FaultKind {
     SlowDown,
     /// `500 InternalError` S3 error, request not forwarded.
     InternalError,
+    /// One byte of the request body inverted on the way to the server (opt-in: not in
+    /// [`FaultKind::ALL`]).
+    CorruptBody,
 }
 
 impl FaultKind {
-    /// Every kind, in a fixed order (the order [`FaultPlan`] picks from).
+    /// Every kind that leaves the bytes of a request intact, in a fixed order: the default
+    /// set. [`FaultKind::CorruptBody`] is left out so that adding it changed neither what an
+    /// existing seed draws nor the meaning of "all faults" (none of these may change data).
     pub const ALL: [FaultKind; 5] = [
         FaultKind::Reset,
         FaultKind::Stall,
@@ -83,8 +93,18 @@ impl FaultKind {
         FaultKind::InternalError,
     ];
 
+    /// Every kind: [`FaultKind::ALL`] and [`FaultKind::CorruptBody`].
+    pub const EVERY: [FaultKind; 6] = [
+        FaultKind::Reset,
+        FaultKind::Stall,
+        FaultKind::Truncate,
+        FaultKind::SlowDown,
+        FaultKind::InternalError,
+        FaultKind::CorruptBody,
+    ];
+
     /// The kind's name on the command line and in reports (`reset`, `stall`, `truncate`,
-    /// `slowdown`, `internal-error`).
+    /// `slowdown`, `internal-error`, `corrupt-body`).
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Reset => "reset",
@@ -92,6 +112,7 @@ impl FaultKind {
             FaultKind::Truncate => "truncate",
             FaultKind::SlowDown => "slowdown",
             FaultKind::InternalError => "internal-error",
+            FaultKind::CorruptBody => "corrupt-body",
         }
     }
 }
@@ -105,11 +126,11 @@ impl fmt::Display for FaultKind {
 impl FromStr for FaultKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        FaultKind::ALL
+        FaultKind::EVERY
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
-                let names: Vec<_> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+                let names: Vec<_> = FaultKind::EVERY.iter().map(|k| k.name()).collect();
                 format!("unknown fault kind {s:?} (one of {})", names.join(", "))
             })
     }
@@ -163,6 +184,13 @@ impl FaultPlan {
         }
         let i = (b % self.kinds.len() as u64) as usize;
         self.kinds.get(i).copied()
+    }
+
+    /// Where [`FaultKind::CorruptBody`] inverts a byte of the `n`-th connection's request
+    /// body: a draw reduced modulo the body's length (see the crate documentation). Depends
+    /// on the seed and `n` only.
+    pub fn corrupt_offset(&self, n: u64) -> u64 {
+        splitmix64(splitmix64(self.seed ^ splitmix64(n)) ^ 0xC0AA_0B0D_F11B_0000)
     }
 }
 
@@ -320,6 +348,8 @@ pub struct FaultCounts {
     pub slow_down: u64,
     /// `500 InternalError` answered.
     pub internal_error: u64,
+    /// Request bodies forwarded with one byte inverted.
+    pub corrupted: u64,
     /// Exchanges that failed inside the proxy: unparseable request, upstream unreachable or
     /// misbehaving, a client that went away, a connection over its time limit.
     pub proxy_errors: u64,
@@ -334,12 +364,13 @@ impl FaultCounts {
             FaultKind::Truncate => self.truncated,
             FaultKind::SlowDown => self.slow_down,
             FaultKind::InternalError => self.internal_error,
+            FaultKind::CorruptBody => self.corrupted,
         }
     }
 
     /// Faults injected, all kinds together.
     pub fn faults(&self) -> u64 {
-        FaultKind::ALL.iter().map(|&k| self.get(k)).sum()
+        FaultKind::EVERY.iter().map(|&k| self.get(k)).sum()
     }
 }
 
@@ -348,7 +379,7 @@ impl fmt::Display for FaultCounts {
         write!(
             f,
             "requests {} (passed {}), faults {}: reset {}, stall {}, truncate {}, slowdown {}, \
-             internal-error {}; proxy errors {}",
+             internal-error {}, corrupt-body {}; proxy errors {}",
             self.requests,
             self.passed,
             self.faults(),
@@ -357,6 +388,7 @@ impl fmt::Display for FaultCounts {
             self.truncated,
             self.slow_down,
             self.internal_error,
+            self.corrupted,
             self.proxy_errors
         )
     }
@@ -371,6 +403,7 @@ struct Counters {
     truncated: AtomicU64,
     slow_down: AtomicU64,
     internal_error: AtomicU64,
+    corrupted: AtomicU64,
     proxy_errors: AtomicU64,
 }
 
@@ -382,6 +415,7 @@ impl Counters {
             FaultKind::Truncate => &self.truncated,
             FaultKind::SlowDown => &self.slow_down,
             FaultKind::InternalError => &self.internal_error,
+            FaultKind::CorruptBody => &self.corrupted,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -396,6 +430,7 @@ impl Counters {
             truncated: g(&self.truncated),
             slow_down: g(&self.slow_down),
             internal_error: g(&self.internal_error),
+            corrupted: g(&self.corrupted),
             proxy_errors: g(&self.proxy_errors),
         }
     }
@@ -624,7 +659,16 @@ async fn serve(
     let (up_read, mut up_write) = upstream.into_split();
     let mut up_read = BufReader::with_capacity(64 * 1024, up_read);
     up_write.write_all(&request.forward).await?;
-    http::copy_body(&mut client_read, &mut up_write, request.framing, Cut::Whole).await?;
+    // A corrupted body that had no byte to change passes as an ordinary request.
+    let fault = if fault == Some(FaultKind::CorruptBody) {
+        let at = settings.plan.corrupt_offset(n);
+        http::copy_body_flipping(&mut client_read, &mut up_write, request.framing, at)
+            .await?
+            .then_some(FaultKind::CorruptBody)
+    } else {
+        http::copy_body(&mut client_read, &mut up_write, request.framing, Cut::Whole).await?;
+        fault
+    };
     up_write.flush().await?;
     let response = http::read_final_response(&mut up_read, &request.method).await?;
 
@@ -685,7 +729,7 @@ async fn serve(
     match fault {
         Some(kind) => {
             counters.fault(kind);
-            tracing::debug!(n, fault = %kind, "fault proxy: response stalled");
+            tracing::debug!(n, fault = %kind, "fault proxy: fault applied");
         }
         None => {
             counters.passed.fetch_add(1, Ordering::Relaxed);
@@ -781,9 +825,10 @@ mod tests {
 
     #[test]
     fn kind_names_round_trip() {
-        for k in FaultKind::ALL {
+        for k in FaultKind::EVERY {
             assert_eq!(k.name().parse::<FaultKind>().unwrap(), k);
         }
+        assert!(!FaultKind::ALL.contains(&FaultKind::CorruptBody));
         assert!("boom".parse::<FaultKind>().is_err());
     }
 }

@@ -23,7 +23,8 @@ struct Args {
     /// Seed of the fault decisions (same seed, same decisions).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Fault kinds to draw from, comma-separated: reset, stall, truncate, slowdown, internal-error.
+    /// Fault kinds to draw from, comma-separated: reset, stall, truncate, slowdown, internal-error
+    /// (the default), and corrupt-body (inverts one request-body byte; only when named).
     #[arg(long, value_delimiter = ',', default_values_t = FaultKind::ALL.map(|k| k.name().to_owned()))]
     kinds: Vec<String>,
     /// Stall of the `stall` fault, in milliseconds (at most 30000).

@@ -274,6 +274,43 @@ async fn truncate_cuts_sized_and_chunked_bodies_and_bodiless_heads() {
 }
 
 #[tokio::test]
+async fn corrupt_body_inverts_one_request_byte_where_the_seed_says() {
+    let origin = origin().await;
+    let proxy = proxy(&origin, only(FaultKind::CorruptBody)).await;
+    let plan = FaultPlan::new(7, 1.0, &[FaultKind::CorruptBody]).unwrap();
+    let sent = pattern(70_001);
+    for n in 0..3u64 {
+        let (status, _, body) = get(&proxy.endpoint(), Method::PUT, "/echo", sent.clone())
+            .await
+            .expect("the exchange completes");
+        assert_eq!(status, StatusCode::OK);
+        let got = body.expect("whole echo");
+        assert_eq!(got.len(), sent.len());
+        let diff: Vec<usize> = (0..sent.len()).filter(|&i| got[i] != sent[i]).collect();
+        let at = (plan.corrupt_offset(n) % sent.len() as u64) as usize;
+        assert_eq!(diff, vec![at], "connection {n}");
+        assert_eq!(got[at], sent[at] ^ 0xFF);
+    }
+    // Nothing to corrupt: passed through unchanged, counted as passed.
+    let (status, _, body) = get(&proxy.endpoint(), Method::GET, "/bytes/100", vec![])
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.unwrap(), pattern(100));
+    let counts = proxy.counts();
+    assert_eq!(counts.corrupted, 3, "{counts}");
+    assert_eq!(counts.get(FaultKind::CorruptBody), 3);
+    assert_eq!(counts.passed, 1, "{counts}");
+    assert_eq!(counts.faults(), 3, "{counts}");
+    // The same seed puts the byte at the same place; another seed elsewhere.
+    let again = FaultPlan::new(7, 1.0, &[FaultKind::CorruptBody]).unwrap();
+    let other = FaultPlan::new(8, 1.0, &[FaultKind::CorruptBody]).unwrap();
+    let offsets = |p: &FaultPlan| (0..16).map(|n| p.corrupt_offset(n)).collect::<Vec<_>>();
+    assert_eq!(offsets(&plan), offsets(&again));
+    assert_ne!(offsets(&plan), offsets(&other));
+}
+
+#[tokio::test]
 async fn synthetic_s3_errors_are_answered_without_forwarding() {
     let origin = origin().await;
     for (kind, status, code) in [
