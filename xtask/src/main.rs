@@ -10,6 +10,7 @@ mod fuzz;
 mod runner;
 mod servers;
 mod soak;
+mod writer_model;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -60,6 +61,9 @@ enum Cmd {
         #[arg(long)]
         advisories: bool,
     },
+    /// The model-based writer tests (generated sequences against a model of the writer
+    /// contract) on one backend for longer than the test suite runs them.
+    WriterModel(WriterModelCli),
     /// Bounded soak of the S3 driver through the fault-injection proxy on RGW: concurrent
     /// writers and readers, SHA-256 verification, no lost objects, no leaked uploads.
     Soak(SoakCli),
@@ -85,7 +89,7 @@ struct ConformanceArgs {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backend {
+pub(crate) enum Backend {
     Inmemory,
     Filesystem,
     S3,
@@ -117,7 +121,7 @@ impl ServerArg {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Sig {
+pub(crate) enum Sig {
     V4,
     V2,
 }
@@ -171,6 +175,22 @@ struct SoakCli {
 }
 
 #[derive(Args)]
+struct WriterModelCli {
+    /// Backend under test (s3: Ceph RGW, started unless REGSTORE_S3_ENDPOINT is set).
+    #[arg(long, value_enum, default_value_t = Backend::S3)]
+    backend: Backend,
+    /// Request signing for the s3 backend.
+    #[arg(long, value_enum, default_value_t = Sig::V4)]
+    sig: Sig,
+    /// Seconds per part size (S3 runs 5 MiB, 10 MiB and 7 MiB + 1 side by side).
+    #[arg(long, default_value_t = 300)]
+    seconds: u64,
+    /// First seed (default: from the clock; printed so a failure reproduces).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(Args)]
 struct FuzzArgs {
     /// Seconds per target (libFuzzer -max_total_time).
     #[arg(long, default_value_t = 60)]
@@ -217,6 +237,15 @@ fn main() -> ExitCode {
         Cmd::Bench(args) => bench(&mut r, &args),
         Cmd::Fuzz(args) => fuzz::fuzz(&mut r, args.seconds, &args.targets),
         Cmd::Deny { advisories } => deny::deny(&mut r, advisories),
+        Cmd::WriterModel(a) => writer_model::run(
+            &mut r,
+            &writer_model::WriterModelArgs {
+                backend: a.backend,
+                sig: a.sig,
+                seconds: a.seconds,
+                seed: a.seed,
+            },
+        ),
         Cmd::Soak(a) => soak::soak(
             &mut r,
             &soak::SoakArgs {
@@ -243,7 +272,7 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(workspace_root());
     cmd
@@ -277,7 +306,7 @@ fn start_server(r: &mut Runner, kind: Kind) -> Result<Target> {
 }
 
 /// The S3 server for `REGSTORE_S3_*`: the one in the environment, or a fresh `kind` server.
-fn s3_target(r: &mut Runner, kind: Kind) -> Result<Target> {
+pub(crate) fn s3_target(r: &mut Runner, kind: Kind) -> Result<Target> {
     match ServerInfo::from_s3_env()? {
         Some(info) => {
             eprintln!(
@@ -293,7 +322,7 @@ fn s3_target(r: &mut Runner, kind: Kind) -> Result<Target> {
 
 /// The bucket for a run: the environment's, a fixed name on a fresh server, a unique one on a
 /// shared server so concurrent runs of several developers do not meet.
-fn bucket_for(target: &Target) -> String {
+pub(crate) fn bucket_for(target: &Target) -> String {
     if let Ok(b) = std::env::var("REGSTORE_S3_BUCKET") {
         if !b.is_empty() {
             return b;
@@ -414,6 +443,16 @@ fn ci(r: &mut Runner) -> Result<()> {
             sig: Sig::V2,
             large: false,
             full: false,
+        },
+    )?;
+    // The writer model with SigV2 (SigV4 ran inside `cargo xtask test`), fixed seeds.
+    writer_model::run(
+        r,
+        &writer_model::WriterModelArgs {
+            backend: Backend::S3,
+            sig: Sig::V2,
+            seconds: 20,
+            seed: Some(1),
         },
     )
 }
