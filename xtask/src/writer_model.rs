@@ -49,10 +49,21 @@ pub fn run(r: &mut Runner, args: &WriterModelArgs) -> Result<()> {
         return r.run(&label, &mut cmd);
     }
     let mut build = cargo();
-    build.args(["test", "-p", args.backend.package(), "--test", test_file, "--no-run"]);
+    build.args([
+        "test",
+        "-p",
+        args.backend.package(),
+        "--test",
+        test_file,
+        "--no-run",
+    ]);
     r.run("build writer model tests", &mut build)?;
     let target = s3_target(r, Kind::Rgw)?;
-    cmd.envs(target.info().s3_env(args.sig == Sig::V4, &bucket_for(&target)));
+    cmd.envs(
+        target
+            .info()
+            .s3_env(args.sig == Sig::V4, &bucket_for(&target)),
+    );
     let result = r.run(&label, &mut cmd);
     drop(target);
     result

@@ -102,11 +102,14 @@ pub struct ModelOptions {
     pub crash: CrashResume,
     /// The most time shrinking a failure may take.
     pub shrink_budget: Duration,
+    /// The most time one step may take; a slower step is a failure (a writer that re-uploads
+    /// on every write is as broken as one that loses bytes).
+    pub step_timeout: Duration,
 }
 
 impl ModelOptions {
     /// Defaults for a backend with `part_size`: 24 steps over 2 paths, objects up to 3 parts,
-    /// crashes resumed exactly, 5 minutes of shrinking.
+    /// crashes resumed exactly, 60 seconds per step at most, 5 minutes of shrinking.
     pub fn new(part_size: u64) -> Self {
         ModelOptions {
             part_size: part_size.max(1),
@@ -115,6 +118,7 @@ impl ModelOptions {
             max_object: 3 * part_size.max(MIN_PART) + 1,
             crash: CrashResume::Exact,
             shrink_budget: Duration::from_secs(300),
+            step_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -597,9 +601,10 @@ impl<'a> Run<'a> {
             if op.path() >= self.paths.len() {
                 continue;
             }
-            let ran = self
-                .step(op)
+            let limit = self.options.step_timeout;
+            let ran = tokio::time::timeout(limit, self.step(op))
                 .await
+                .map_err(|_| format!("step {i} ({op}): took longer than {limit:?}"))?
                 .map_err(|e| format!("step {i} ({op}): {e}"))?;
             if ran {
                 self.steps += 1;
@@ -882,6 +887,23 @@ impl<'a> Run<'a> {
         for p in 0..self.paths.len() {
             self.observe(p).await?;
         }
+        // Nothing a writer keeps for itself may show at the top either.
+        let top = self
+            .driver
+            .list("/")
+            .await
+            .map_err(|e| format!("list /: {e}"))?;
+        let any_committed = self.paths.iter().any(|s| s.committed.is_some());
+        let names: Vec<&str> = top.iter().map(|e| e.as_str()).collect();
+        if names
+            != if any_committed {
+                vec!["/model"]
+            } else {
+                vec![]
+            }
+        {
+            return Err(format!("list /: got {names:?}"));
+        }
         if let Some(inspector) = &self.inspector {
             let left = (inspector.leftovers)()
                 .await
@@ -921,7 +943,7 @@ mod tests {
         assert_eq!(generate(&options, 7), generate(&options, 7));
         assert_ne!(generate(&options, 7), generate(&options, 8));
         let mut sizes = BTreeSet::new();
-        let mut kinds = BTreeSet::new();
+        let mut kinds = std::collections::HashSet::new();
         for seed in 0..200 {
             for op in generate(&options, seed) {
                 if let Op::Write { len, piece, .. } = op {
