@@ -137,8 +137,8 @@ pub enum Command {
         #[command(subcommand)]
         action: UploadsAction,
     },
-    /// Copy a tree from one backend to another (resumable: files already present with the
-    /// same size are skipped; every copy is verified by size).
+    /// Copy a tree from one backend to another (resumable: files the destination already
+    /// holds with the same content are skipped; blobs are checked against their digest).
     Cp {
         /// Configuration of the source backend.
         #[arg(long, value_name = "CONFIG")]
@@ -149,6 +149,10 @@ pub enum Command {
         /// Copies running at once.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
+        /// Skip a destination file that has the source's size without reading it: fast, but a
+        /// moved tag link or a corrupt blob of the right size is not copied again.
+        #[arg(long)]
+        size_only: bool,
         /// Tree to copy.
         #[arg(default_value = "/")]
         path: String,

@@ -425,6 +425,118 @@ async fn cp_registry_tree_preserves_bytes_and_resumes() {
     assert_eq!(sub.len(), 9);
 }
 
+/// Re-runs compare content, not sizes: a tag link that moved to another digest (same 71 bytes)
+/// and a destination blob corrupted in place are copied again; `--size-only` skips both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cp_recopies_same_size_files_whose_content_differs() {
+    let sb = Sandbox::new();
+    let src = fs_driver(&sb.path("src"));
+    let dst = fs_driver(&sb.path("dst"));
+    let expected = write_registry_tree(&src).await;
+    let from = sb.fs_config("from.yml", "src");
+    let to = sb.fs_config("to.yml", "dst");
+    let (from, to) = (from.to_str().unwrap(), to.to_str().unwrap());
+    sb.run(&["--json", "cp", "--from", from, "--to", to]).ok();
+
+    // The tag moves to another manifest digest on the source: same size, other bytes.
+    let tag = "/docker/registry/v2/repositories/library/alpine/_manifests/tags/latest/current/link";
+    let old = src.get_content(tag).await.unwrap();
+    let other = expected
+        .keys()
+        .filter_map(|p| p.strip_suffix("/data"))
+        .filter_map(|p| p.rsplit('/').next())
+        .find(|d| d.len() == 64 && !old.ends_with(d.as_bytes()))
+        .unwrap()
+        .to_owned();
+    let moved = format!("sha256:{other}");
+    assert_eq!(moved.len(), old.len());
+    src.put_content(tag, moved.clone().into_bytes())
+        .await
+        .unwrap();
+    // A destination blob rots in place: same size, one byte flipped.
+    let blob = blob_of_size(&src, &expected, 1000).await;
+    let mut rotten = dst.get_content(&blob).await.unwrap().to_vec();
+    rotten[500] ^= 0x40;
+    dst.put_content(&blob, rotten.clone()).await.unwrap();
+
+    let fast = sb
+        .run(&["--json", "cp", "--size-only", "--from", from, "--to", to])
+        .ok()
+        .json();
+    assert_eq!(fast["compare"], "size");
+    assert_eq!(fast["copied"], 0);
+    assert_eq!(fast["skipped"], expected.len() as u64);
+    assert_eq!(&dst.get_content(tag).await.unwrap()[..], &old[..]);
+    assert_eq!(&dst.get_content(&blob).await.unwrap()[..], &rotten[..]);
+
+    let full = sb
+        .run(&["--json", "cp", "--from", from, "--to", to])
+        .ok()
+        .json();
+    assert_eq!(full["compare"], "content");
+    assert_eq!(full["copied"], 2, "{full}");
+    assert_eq!(full["replaced"], 2, "{full}");
+    assert_eq!(full["skipped"], expected.len() as u64 - 2);
+    assert_eq!(&dst.get_content(tag).await.unwrap()[..], moved.as_bytes());
+    assert_eq!(tree_hashes(&dst).await, tree_hashes(&src).await);
+
+    // Human output says what was compared and how many were replaced.
+    src.put_content(tag, old.clone()).await.unwrap();
+    let out = sb.run(&["cp", "--from", from, "--to", to]).ok().out();
+    assert!(out.contains("1 copied (71 B, 1 replacing"), "{out}");
+    assert!(out.contains("already present (same content)"), "{out}");
+}
+
+/// A source blob whose bytes do not hash to the digest in its path is not copied: the file is
+/// reported as failed (exit 1, the message names the path) and nothing reaches the destination.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cp_refuses_a_source_blob_that_does_not_match_its_digest() {
+    let sb = Sandbox::new();
+    let src = fs_driver(&sb.path("src"));
+    let dst = fs_driver(&sb.path("dst"));
+    let expected = write_registry_tree(&src).await;
+    let blob = blob_of_size(&src, &expected, 64 * 1024).await;
+    let mut bad = src.get_content(&blob).await.unwrap().to_vec();
+    bad[0] ^= 1;
+    src.put_content(&blob, bad).await.unwrap();
+    let from = sb.fs_config("from.yml", "src");
+    let to = sb.fs_config("to.yml", "dst");
+    let (from, to) = (from.to_str().unwrap(), to.to_str().unwrap());
+
+    let r = sb.run(&["--json", "cp", "--from", from, "--to", to]);
+    assert_eq!(r.code, 1, "{}\n{}", r.out(), r.stderr);
+    let doc = r.json();
+    assert_eq!(doc["failed"], 1);
+    assert_eq!(doc["copied"], expected.len() as u64 - 1);
+    let msg = doc["errors"][0].as_str().unwrap();
+    assert!(msg.contains(&blob) && msg.contains("corrupt"), "{msg}");
+    assert!(dst.stat(&blob).await.unwrap_err().is_not_found());
+
+    // Human output: one line per failed file naming it, then the summary; still exit 1.
+    let r = sb.run(&["cp", "--from", from, "--to", to]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let line = r.stderr.lines().next().unwrap();
+    assert!(
+        line.starts_with("regstore: cp: ") && line.contains(&blob),
+        "{line}"
+    );
+    assert!(dst.stat(&blob).await.unwrap_err().is_not_found());
+}
+
+/// The blob of `size` bytes among `files` (a tree from `write_registry_tree`).
+async fn blob_of_size(
+    d: &regstore_driver_api::Driver,
+    files: &std::collections::BTreeMap<String, String>,
+    size: u64,
+) -> String {
+    for p in files.keys().filter(|p| p.contains("/blobs/sha256/")) {
+        if d.stat(p).await.unwrap().size == size {
+            return p.clone();
+        }
+    }
+    panic!("no blob of {size} bytes");
+}
+
 async fn walk_sizes(d: &regstore_driver_api::Driver) -> u64 {
     let mut total = 0;
     d.walk("/", &Default::default(), |i| {

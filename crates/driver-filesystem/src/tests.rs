@@ -674,3 +674,127 @@ async fn planted_link_at_internal_directory_is_refused() {
     assert!(e.to_string().contains("symbolic link"), "{e}");
     assert!(names(outside.path()).is_empty());
 }
+
+/// One sync the driver asked the OS for (recorded in test builds only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Synced {
+    /// `File::sync_all` of the file at this path.
+    File(PathBuf),
+    /// A directory's sync.
+    Dir(PathBuf),
+}
+
+/// Every sync of every driver in this test process; tests pick theirs by root directory.
+static SYNCS: std::sync::Mutex<Vec<Synced>> = std::sync::Mutex::new(Vec::new());
+
+pub(crate) fn record_sync(s: Synced) {
+    SYNCS.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+}
+
+/// Removes and returns the recorded syncs below `root` (`root` itself included), in order.
+fn take_syncs(root: &Path) -> Vec<Synced> {
+    let mut all = SYNCS.lock().unwrap_or_else(|e| e.into_inner());
+    let (mine, rest) = all.drain(..).partition(|s| match s {
+        Synced::File(p) | Synced::Dir(p) => p.starts_with(root),
+    });
+    *all = rest;
+    mine
+}
+
+fn durable_setup() -> (tempfile::TempDir, PathBuf, Driver) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fsd = FilesystemDriver::new(dir.path().join("store"));
+    let root = fsd.root().to_owned();
+    (dir, root, Driver::new(Arc::new(fsd)))
+}
+
+fn dirs(root: &Path, rels: &[&str]) -> Vec<Synced> {
+    rels.iter()
+        .map(|r| {
+            Synced::Dir(if r.is_empty() {
+                root.to_owned()
+            } else {
+                root.join(r)
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn put_content_syncs_the_file_then_every_new_directory_and_the_target_dir() {
+    let (_tmp, root, d) = durable_setup();
+    std::fs::create_dir_all(&root).unwrap();
+    d.put_content("/a/b/c/f", b"x".to_vec()).await.unwrap();
+    let got = take_syncs(&root);
+    // New a, b, c: their parents (root, a, b) are synced as they are created; then the data
+    // of the temporary file, then c after the rename.
+    let (mkdirs, rest) = got.split_at(3);
+    assert_eq!(mkdirs, dirs(&root, &["", "a", "a/b"]), "{got:?}");
+    assert!(
+        matches!(&rest[0], Synced::File(p) if p.parent() == Some(&root.join("a/b/c"))
+            && p.to_string_lossy().contains(".~tmp.")),
+        "{got:?}"
+    );
+    assert_eq!(&rest[1..], dirs(&root, &["a/b/c"]), "{got:?}");
+
+    // Parents that exist cost nothing more: the file and its directory only.
+    d.put_content("/a/b/c/g", b"y".to_vec()).await.unwrap();
+    let got = take_syncs(&root);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(matches!(&got[0], Synced::File(_)), "{got:?}");
+    assert_eq!(&got[1..], dirs(&root, &["a/b/c"]), "{got:?}");
+}
+
+#[tokio::test]
+async fn close_syncs_the_upload_before_publishing_it_and_its_directory_after() {
+    let (_tmp, root, d) = durable_setup();
+    let mut w = d.writer("/x/y/blob", false).await.unwrap();
+    // The internal directories are new: root (parent of .~regstore) and .~regstore synced.
+    assert_eq!(
+        take_syncs(&root),
+        dirs(&root, &["", INTERNAL_DIR]),
+        "opening a writer in a new store"
+    );
+    w.write(b"abc".to_vec()).await.unwrap();
+    w.close().await.unwrap();
+    let got = take_syncs(&root);
+    let uploads = root.join(INTERNAL_DIR).join("uploads");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        matches!(&got[0], Synced::File(p) if p.parent() == Some(&uploads)
+            && p.to_string_lossy().ends_with(".part")),
+        "{got:?}"
+    );
+    assert_eq!(got[1], Synced::Dir(uploads), "{got:?}");
+}
+
+#[tokio::test]
+async fn commit_syncs_the_data_every_new_directory_and_the_target_dir() {
+    let (_tmp, root, d) = durable_setup();
+    let mut w = d.writer("/x/y/blob", false).await.unwrap();
+    w.write(b"abc".to_vec()).await.unwrap();
+    w.close().await.unwrap();
+    take_syncs(&root);
+    // A resumed writer commits: the same checks hold as for a fresh one.
+    let mut w = d.writer("/x/y/blob", true).await.unwrap();
+    w.write(b"def".to_vec()).await.unwrap();
+    w.commit().await.unwrap();
+    let got = take_syncs(&root);
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(
+        matches!(&got[0], Synced::File(p) if p.to_string_lossy().ends_with(".part")),
+        "data first: {got:?}"
+    );
+    // New x and x/y: root and x synced as they are created; x/y after the rename.
+    assert_eq!(&got[1..], dirs(&root, &["", "x", "x/y"]), "{got:?}");
+    assert_eq!(d.get_content("/x/y/blob").await.unwrap(), &b"abcdef"[..]);
+}
+
+#[tokio::test]
+async fn move_to_a_new_nested_path_syncs_each_new_directory() {
+    let (_tmp, root, d) = durable_setup();
+    d.put_content("/src", b"x".to_vec()).await.unwrap();
+    take_syncs(&root);
+    d.move_object("/src", "/m/n/dst").await.unwrap();
+    assert_eq!(take_syncs(&root), dirs(&root, &["", "m", "m/n"]));
+}

@@ -17,6 +17,7 @@ use crate::connection::{PresignMethod, S3Connection};
 use crate::dispatch::RequestStats;
 use crate::error::{S3Error, DRIVER};
 use crate::keys::KeyMapper;
+use crate::pagination::PageGuard;
 use crate::reader::{RangeSource, ReadPlan};
 use crate::s3api::{
     collect, DeleteFailure, GetAnswer, ListRequest, S3Api, UploadInfo, WriteHeaders,
@@ -369,16 +370,25 @@ impl S3Driver {
         let api = &self.inner.api;
         let mut uploads = Vec::new();
         let mut marker = None;
+        // Keys come in order: the key marker never goes back; a repeated or cycling marker
+        // pair would otherwise loop forever.
+        let mut guard = PageGuard::new("ListMultipartUploads", "list uploads")
+            .ordered(|prev: &(String, String), next| next.0 >= prev.0);
         loop {
             let page = api
-                .list_multipart_uploads(prefix, marker.clone())
+                .list_multipart_uploads(prefix, marker.take())
                 .await
                 .map_err(|e| Error::backend(DRIVER, path, e))?;
             uploads.extend(page.uploads);
             match page.next {
-                // A server repeating its marker would otherwise loop forever.
-                Some(next) if Some(&next) != marker.as_ref() => marker = Some(next),
-                _ => break,
+                Some(next) => {
+                    marker = Some(
+                        guard
+                            .next(next)
+                            .map_err(|e| Error::backend(DRIVER, path, e))?,
+                    )
+                }
+                None => break,
             }
         }
         Ok(uploads)
@@ -548,6 +558,7 @@ impl StorageDriver for S3Driver {
         let mut files = Vec::new();
         let mut dirs = Vec::new();
         let mut token = None;
+        let mut guard = PageGuard::new("ListObjectsV2", "list");
         loop {
             let page = self
                 .inner
@@ -575,7 +586,7 @@ impl StorageDriver for S3Driver {
                     .filter_map(|p| self.inner.keys.path(p)),
             );
             match page.next_token {
-                Some(t) => token = Some(t),
+                Some(t) => token = Some(guard.next(t).map_err(|e| e.into_backend(path))?),
                 None => break,
             }
         }
@@ -611,6 +622,7 @@ impl StorageDriver for S3Driver {
         let key = self.inner.keys.key(path);
         let sub_prefix = format!("{key}/");
         let mut token = None;
+        let mut guard = PageGuard::new("ListObjectsV2", "delete");
         let mut found = false;
         let mut failures: Vec<DeleteFailure> = Vec::new();
         let mut failed: Option<S3Error> = None;
@@ -662,7 +674,10 @@ impl StorageDriver for S3Driver {
                 in_flight.push(api.delete_objects(batch));
             }
             match page.next_token {
-                Some(t) if failed.is_none() => token = Some(t),
+                Some(t) if failed.is_none() => match guard.next(t) {
+                    Ok(t) => token = Some(t),
+                    Err(e) => break Err(e),
+                },
                 _ => break Ok(()),
             }
         };

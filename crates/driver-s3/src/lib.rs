@@ -19,6 +19,7 @@ mod error;
 mod factory;
 mod keys;
 mod listxml;
+mod pagination;
 mod reader;
 mod s3api;
 mod sigv2;

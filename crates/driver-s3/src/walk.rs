@@ -28,6 +28,7 @@ use regstore_driver_api::{FileInfo, Result, StoragePath, WalkControl, WalkFn, Wa
 
 use crate::driver::Inner;
 use crate::error::S3Error;
+use crate::pagination::PageGuard;
 use crate::s3api::{ListPage, ListRequest};
 
 /// A listing started ahead of need; aborted when dropped.
@@ -112,13 +113,18 @@ pub(crate) async fn walk(
     let mut prev_dir = from.clone();
     let mut skip: Option<StoragePath> = None;
     let mut pending = Some(Pending::start(inner, request(None)));
+    let mut guard = PageGuard::new("ListObjectsV2", "walk");
 
     while let Some(p) = pending.take() {
         let page = p.wait().await.map_err(|e| e.into_backend(from))?;
-        pending = page
-            .next_token
-            .clone()
-            .map(|t| Pending::start(inner, request(Some(t))));
+        // A looping token is reported after this page's entries: a callback that stops on
+        // them never sees the error.
+        let mut refused = None;
+        match page.next_token.clone().map(|t| guard.next(t)) {
+            Some(Ok(t)) => pending = Some(Pending::start(inner, request(Some(t)))),
+            Some(Err(e)) => refused = Some(e),
+            None => {}
+        }
 
         for obj in &page.objects {
             let is_marker = obj.key.ends_with('/');
@@ -159,6 +165,9 @@ pub(crate) async fn walk(
                     Err(e) => return Err(e),
                 }
             }
+        }
+        if let Some(e) = refused {
+            return Err(e.into_backend(from));
         }
     }
     Ok(())

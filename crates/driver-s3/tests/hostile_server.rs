@@ -574,3 +574,190 @@ async fn delete_reports_keys_that_stay_failed_or_are_refused() {
     assert!(e.to_string().contains("AccessDenied"), "{e}");
     assert_eq!(d.request_stats().get("DeleteObjects"), 1);
 }
+
+/// How a listing server picks the next page's token (or key marker) from the one it was sent
+/// (`None` on the first page); `None` ends the listing.
+type NextToken = fn(Option<&str>) -> Option<String>;
+
+/// The same token forever.
+fn same_token_forever(_: Option<&str>) -> Option<String> {
+    Some("T".to_owned())
+}
+
+/// A → B → A → B …: never the same token twice in a row.
+fn two_token_cycle(sent: Option<&str>) -> Option<String> {
+    Some(if sent == Some("A") { "B" } else { "A" }.to_owned())
+}
+
+/// An honest three-page listing: A → B → end.
+fn three_pages(sent: Option<&str>) -> Option<String> {
+    match sent {
+        None => Some("A".to_owned()),
+        Some("A") => Some("B".to_owned()),
+        _ => None,
+    }
+}
+
+/// A fake server whose ListObjectsV2 and ListMultipartUploads pages each hold one key below the
+/// listed prefix and continue as `next` says; DeleteObjects succeeds. Counts listing requests.
+fn paginating_server(
+    next: NextToken,
+    listings: Arc<std::sync::atomic::AtomicUsize>,
+) -> impl Fn(&Request) -> Answer {
+    move |r: &Request| {
+        let xml = |body: String| {
+            answer(
+                "200 OK",
+                &[("Content-Type", "application/xml")],
+                format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>{body}").as_bytes(),
+            )
+        };
+        let prefix = r.query.get("prefix").cloned().unwrap_or_default();
+        if r.method == "GET" && r.query.contains_key("list-type") {
+            let n = listings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let sent = r.query.get("continuation-token").map(String::as_str);
+            let more = match next(sent) {
+                Some(t) => format!(
+                    "<IsTruncated>true</IsTruncated><NextContinuationToken>{t}</NextContinuationToken>"
+                ),
+                None => "<IsTruncated>false</IsTruncated>".to_owned(),
+            };
+            let key = format!("{}/k{n}", prefix.trim_end_matches('/'));
+            return xml(format!(
+                "<ListBucketResult><Name>hostile</Name><Prefix>{prefix}</Prefix>\
+                 <KeyCount>1</KeyCount>{more}<Contents><Key>{key}</Key><Size>1</Size></Contents>\
+                 </ListBucketResult>"
+            ));
+        }
+        if r.method == "GET" && r.query.contains_key("uploads") {
+            let n = listings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let sent = r.query.get("key-marker").map(String::as_str);
+            let more = match next(sent) {
+                Some(t) => format!(
+                    "<IsTruncated>true</IsTruncated><NextKeyMarker>{t}</NextKeyMarker>\
+                     <NextUploadIdMarker>id</NextUploadIdMarker>"
+                ),
+                None => "<IsTruncated>false</IsTruncated>".to_owned(),
+            };
+            return xml(format!(
+                "<ListMultipartUploadsResult><Bucket>hostile</Bucket>{more}<Upload>\
+                 <Key>{prefix}/u{n}</Key><UploadId>u{n}</UploadId>\
+                 <Initiated>2026-11-23T15:35:23.000Z</Initiated></Upload>\
+                 </ListMultipartUploadsResult>"
+            ));
+        }
+        if r.method == "POST" && r.query.contains_key("delete") {
+            return xml("<DeleteResult></DeleteResult>".to_owned());
+        }
+        answer("400 Bad Request", &[], b"")
+    }
+}
+
+/// What one operation against a paginating server did.
+enum Paginated {
+    /// Entries found (0 for delete).
+    Done(usize),
+    Failed(Error),
+    /// Still running after the time limit: the listing loops.
+    Hung,
+}
+
+/// `f` with a limit short enough that a looping listing is reported soon.
+async fn soon<T>(
+    f: impl std::future::Future<Output = Result<T, Error>>,
+) -> Option<Result<T, Error>> {
+    tokio::time::timeout(Duration::from_secs(10), f).await.ok()
+}
+
+/// Runs `list`, `walk`, `delete` and `list_incomplete_uploads` of `/loop` against a server
+/// paginating as `next`; returns each operation's name, outcome and the listing requests it
+/// sent. Every operation runs even if an earlier one hung, so one run shows every failure.
+async fn paginate_every_operation(next: NextToken) -> Vec<(&'static str, Paginated, usize)> {
+    use regstore_driver_api::{WalkControl, WalkOptions};
+    let mut out = Vec::new();
+    for op in ["list", "walk", "delete", "list_incomplete_uploads"] {
+        let listings = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let endpoint = serve(paginating_server(next, Arc::clone(&listings))).await;
+        let d = driver(&endpoint, &[]);
+        let p = path("/loop");
+        let result = match op {
+            "list" => soon(d.list(&p)).await.map(|r| r.map(|v| v.len())),
+            "walk" => {
+                let mut files = 0;
+                let mut count = |i: &regstore_driver_api::FileInfo| {
+                    files += usize::from(!i.is_dir);
+                    Ok(WalkControl::Continue)
+                };
+                let r = soon(d.walk(&p, &WalkOptions::default(), &mut count)).await;
+                r.map(|r| r.map(|()| files))
+            }
+            "delete" => soon(d.delete(&p)).await.map(|r| r.map(|()| 0)),
+            _ => soon(d.list_incomplete_uploads(&p))
+                .await
+                .map(|r| r.map(|v| v.len())),
+        };
+        let outcome = match result {
+            None => Paginated::Hung,
+            Some(Ok(n)) => Paginated::Done(n),
+            Some(Err(e)) => Paginated::Failed(e),
+        };
+        let sent = listings.load(std::sync::atomic::Ordering::SeqCst);
+        out.push((op, outcome, sent));
+    }
+    out
+}
+
+#[tokio::test]
+async fn listings_that_repeat_or_cycle_their_token_are_errors_not_endless_loops() {
+    let mut problems = Vec::new();
+    for (server, next) in [
+        ("same token forever", same_token_forever as NextToken),
+        ("two tokens in a cycle", two_token_cycle),
+    ] {
+        for (op, outcome, sent) in paginate_every_operation(next).await {
+            let e = match outcome {
+                Paginated::Failed(e) => e,
+                Paginated::Done(n) => {
+                    problems.push(format!("{server}: {op}: Ok ({n}) after {sent} pages"));
+                    continue;
+                }
+                Paginated::Hung => {
+                    problems.push(format!("{server}: {op}: still running after {sent} pages"));
+                    continue;
+                }
+            };
+            let text = e.to_string();
+            let s3_op = if op == "list_incomplete_uploads" {
+                "ListMultipartUploads"
+            } else {
+                "ListObjectsV2"
+            };
+            // Typed, naming the path and the operations, and stopped at the first repeat
+            // rather than by some far-away page cap.
+            if !matches!(e, Error::Backend { .. })
+                || !text.contains("/loop")
+                || !text.contains(s3_op)
+                || !text.contains("does not advance")
+                || sent > 3
+            {
+                problems.push(format!("{server}: {op}: after {sent} pages: {e:?}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[tokio::test]
+async fn honest_multi_page_listings_are_followed_to_the_end() {
+    for (op, outcome, sent) in paginate_every_operation(three_pages).await {
+        match outcome {
+            Paginated::Done(n) => {
+                assert_eq!(sent, 3, "{op}");
+                // One key per page (delete reports none).
+                assert_eq!(n, if op == "delete" { 0 } else { 3 }, "{op}");
+            }
+            Paginated::Failed(e) => panic!("{op}: {e}"),
+            Paginated::Hung => panic!("{op}: hung"),
+        }
+    }
+}

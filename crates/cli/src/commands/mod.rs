@@ -34,8 +34,16 @@ pub async fn dispatch(ctx: &Context, command: Command) -> CliResult<()> {
             from,
             to,
             jobs,
+            size_only,
             path,
-        } => cp::run(ctx, &from, &to, &path, usize::from(jobs)).await,
+        } => {
+            let compare = if size_only {
+                cp::Compare::SizeOnly
+            } else {
+                cp::Compare::Content
+            };
+            cp::run(ctx, &from, &to, &path, usize::from(jobs), compare).await
+        }
         Command::Check { filter, no_bench } => {
             check::check(ctx, filter.as_deref(), !no_bench).await
         }
