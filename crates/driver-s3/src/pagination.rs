@@ -64,7 +64,6 @@ impl<M: Clone + Eq + Hash + fmt::Debug> PageGuard<M> {
     }
 
     /// Changes the page cap (at least 1).
-    #[cfg(test)]
     pub(crate) fn max_pages(mut self, max_pages: usize) -> Self {
         self.max_pages = max_pages.max(1);
         self

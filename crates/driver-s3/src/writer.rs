@@ -43,6 +43,7 @@ use tokio::task::JoinHandle;
 
 use crate::driver::Inner;
 use crate::error::{S3Error, DRIVER};
+use crate::pagination::{PageGuard, MAX_LIST_PAGES};
 use crate::s3api::{collect, PartInfo};
 use crate::tail::{Tail, MAX_PART};
 
@@ -53,11 +54,6 @@ pub(crate) const MIN_PART: u64 = 5 * 1024 * 1024;
 /// (reference-counted, no copy) until their part is uploaded.
 const COPY_BELOW: usize = 64 * 1024;
 
-/// Most pages a resume follows in one listing. Far more than any honest listing needs (ListParts
-/// holds at most 10,000 parts, 1,000 per page), small enough that a server whose markers never
-/// end cannot keep a writer open forever.
-const MAX_LIST_PAGES: usize = 100_000;
-
 /// Most parts a resume accepts from ListParts before giving up: S3 allows 10,000 parts per
 /// upload; this leaves room for odd servers while bounding memory.
 const MAX_LISTED_PARTS: usize = 100_000;
@@ -66,14 +62,14 @@ const MAX_LISTED_PARTS: usize = 100_000;
 ///
 /// `fetch(marker)` gets one page: its items and the marker of the next page (`None` on the
 /// last). Each item goes to `each`, whose `Err` stops the listing. A server whose listing
-/// never ends is stopped with a `Backend` error about `path` instead of looping: a marker
-/// already seen, one that `advances(previous, next)` says goes backwards, or more than
-/// `max_pages` pages.
+/// never ends is stopped by a [`PageGuard`] with a `Backend` error about `path` instead of
+/// looping: a marker already seen, one that `advances(previous, next)` says goes backwards, or
+/// more than `max_pages` pages.
 async fn follow_pages<M, T, F, Fut>(
     operation: &'static str,
     path: &str,
     max_pages: usize,
-    advances: impl Fn(&M, &M) -> bool,
+    advances: fn(&M, &M) -> bool,
     mut fetch: F,
     mut each: impl FnMut(T) -> std::result::Result<(), String>,
 ) -> Result<()>
@@ -86,10 +82,12 @@ where
 {
     let malformed =
         |why: String| Error::backend(DRIVER, Some(path), S3Error::malformed(operation, why));
-    let mut seen = std::collections::HashSet::new();
+    let mut guard = PageGuard::new(operation, "resume")
+        .ordered(advances)
+        .max_pages(max_pages);
     let mut marker: Option<M> = None;
-    for _ in 0..max_pages {
-        let (items, next) = fetch(marker.clone())
+    loop {
+        let (items, next) = fetch(marker.take())
             .await
             .map_err(|e| e.into_backend(path))?;
         for item in items {
@@ -98,17 +96,8 @@ where
         let Some(next) = next else {
             return Ok(());
         };
-        if marker.as_ref().is_some_and(|prev| !advances(prev, &next)) || !seen.insert(next.clone())
-        {
-            return Err(malformed(format!(
-                "listing does not advance (next marker {next:?} after {marker:?})"
-            )));
-        }
-        marker = Some(next);
+        marker = Some(guard.next(next).map_err(|e| e.into_backend(path))?);
     }
-    Err(malformed(format!(
-        "listing did not end within {max_pages} pages"
-    )))
 }
 
 /// Bytes waiting for the next part, as a list of pieces so large writes are never copied.
