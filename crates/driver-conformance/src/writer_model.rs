@@ -102,6 +102,9 @@ pub struct ModelOptions {
     pub crash: CrashResume,
     /// The most time shrinking a failure may take.
     pub shrink_budget: Duration,
+    /// Whether a fresh writer may start on a path that holds committed content (a registry
+    /// never does: every upload has a path of its own). On by default.
+    pub overwrite_committed: bool,
     /// The most time one step may take; a slower step is a failure (a writer that re-uploads
     /// on every write is as broken as one that loses bytes).
     pub step_timeout: Duration,
@@ -119,6 +122,7 @@ impl ModelOptions {
             crash: CrashResume::Exact,
             shrink_budget: Duration::from_secs(300),
             step_timeout: Duration::from_secs(60),
+            overwrite_committed: true,
         }
     }
 }
@@ -624,7 +628,11 @@ impl<'a> Run<'a> {
         match *op {
             Op::Open { append, .. } => {
                 let st = &self.paths[p];
-                if st.writer.is_some() || (!append && !matches!(st.pending, Pending::None)) {
+                let fresh_over_committed = !append && st.committed.is_some();
+                if st.writer.is_some()
+                    || (!append && !matches!(st.pending, Pending::None))
+                    || (fresh_over_committed && !self.options.overwrite_committed)
+                {
                     return Ok(false);
                 }
                 if append {

@@ -244,6 +244,65 @@ impl S3Driver {
     /// clean-up checks; not part of the supported API.
     #[doc(hidden)]
     pub async fn writer_tail_keys(&self) -> Result<Vec<String>> {
+        Ok(self
+            .writer_tails()
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    /// Deletes the writer tail records whose upload no longer exists and that were written
+    /// longer than `older_than` ago (`None`: any age), and returns how many. Such a record is
+    /// left when a bucket lifecycle rule or another tool aborts an upload, or when a process
+    /// dies between completing an upload and deleting its record; it is invisible to every
+    /// listing and only costs its bytes (less than one part). `regstore uploads abort` of the
+    /// whole root calls this.
+    pub async fn delete_orphan_tail_records(
+        &self,
+        older_than: Option<std::time::Duration>,
+    ) -> Result<usize> {
+        let root = self.inner.keys.root().to_owned();
+        // Records first, uploads second: an upload started between the two listings has no
+        // record yet, so no live record can be taken for an orphan.
+        let tails = self.writer_tails().await?;
+        let live: std::collections::HashSet<String> = self
+            .uploads_with_prefix(&root, None)
+            .await?
+            .iter()
+            .map(|u| crate::tail::tail_key(&root, &u.key, &u.upload_id))
+            .collect();
+        let now = SystemTime::now();
+        let orphans: Vec<String> = tails
+            .into_iter()
+            .filter(|(key, modified)| {
+                !live.contains(key)
+                    && older_than.is_none_or(|limit| {
+                        modified.is_some_and(|m| now.duration_since(m).unwrap_or_default() >= limit)
+                    })
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for batch in orphans.chunks(1000) {
+            let failures = self
+                .inner
+                .api
+                .delete_objects(batch.to_vec())
+                .await
+                .map_err(|e| Error::backend(DRIVER, None, e))?;
+            if let Some(f) = failures.first() {
+                return Err(Error::backend(
+                    DRIVER,
+                    None,
+                    format!("DeleteObjects: {}: {}: {}", f.key, f.code, f.message),
+                ));
+            }
+        }
+        Ok(orphans.len())
+    }
+
+    /// Every tail record under the root directory, with its modification time.
+    async fn writer_tails(&self) -> Result<Vec<(String, Option<SystemTime>)>> {
         let prefix = crate::tail::tails_prefix(self.inner.keys.root());
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
@@ -260,7 +319,7 @@ impl S3Driver {
                 })
                 .await
                 .map_err(|e| Error::backend(DRIVER, None, e))?;
-            keys.extend(page.objects.into_iter().map(|o| o.key));
+            keys.extend(page.objects.into_iter().map(|o| (o.key, o.last_modified)));
             match page.next_token {
                 Some(t) => {
                     token = Some(guard.next(t).map_err(|e| Error::backend(DRIVER, None, e))?)

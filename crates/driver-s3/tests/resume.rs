@@ -235,22 +235,90 @@ fn a_foreign_upload_with_a_short_last_part_rebases_once() {
     });
 }
 
+/// A record whose upload was aborted behind the driver's back (a lifecycle rule) is found and
+/// deleted by `delete_orphan_tail_records`; a live upload's record is kept.
+#[test]
+fn orphaned_tail_records_are_deleted_live_ones_kept() {
+    let Some(env) = common::s3_env() else { return };
+    runtime().block_on(async {
+        let driver = driver(&env, DEFAULT_CHUNK).await;
+        let (a, b) = (
+            StoragePath::parse("/a/data").expect("path"),
+            StoragePath::parse("/b/data").expect("path"),
+        );
+        for p in [&a, &b] {
+            let mut w = driver.writer(p, false).await.expect("writer");
+            write_in_32k(w.as_mut(), &content(3, 3 * MIB as usize)).await;
+            w.close().await.expect("close");
+        }
+        assert_eq!(driver.writer_tail_keys().await.expect("records").len(), 2);
+        let uploads = driver
+            .list_incomplete_uploads(&a)
+            .await
+            .expect("list uploads");
+        assert_eq!(uploads.len(), 1);
+        foreign::abort_upload(&env, &uploads[0].key, &uploads[0].upload_id).await;
+        let hour = Some(Duration::from_secs(3600));
+        assert_eq!(
+            driver
+                .delete_orphan_tail_records(hour)
+                .await
+                .expect("orphans"),
+            0
+        );
+        assert_eq!(
+            driver
+                .delete_orphan_tail_records(None)
+                .await
+                .expect("orphans"),
+            1
+        );
+        assert_eq!(driver.writer_tail_keys().await.expect("records").len(), 1);
+        // The live upload still resumes with its bytes.
+        let w = driver.writer(&b, true).await.expect("writer(append)");
+        assert_eq!(w.size(), 3 * MIB);
+        drop(w);
+        common::cleanup(&driver).await;
+        assert!(driver.writer_tail_keys().await.expect("records").is_empty());
+    });
+}
+
 /// Another S3 client (rusoto_s3 with its own signer), standing in for distribution's driver.
 mod foreign {
     use bytes::Bytes;
     use rusoto_core::{credential::StaticProvider, HttpClient, Region};
-    use rusoto_s3::{CreateMultipartUploadRequest, S3Client, UploadPartRequest, S3 as _};
+    use rusoto_s3::{
+        AbortMultipartUploadRequest, CreateMultipartUploadRequest, S3Client, UploadPartRequest,
+        S3 as _,
+    };
 
-    /// Starts an upload of `key` with `parts` and leaves it open.
-    pub async fn leave_upload(env: &super::common::Env, key: &str, parts: &[Bytes]) {
-        let client = S3Client::new_with(
+    fn client(env: &super::common::Env) -> S3Client {
+        S3Client::new_with(
             HttpClient::new().expect("http client"),
             StaticProvider::new_minimal(env.access_key.clone(), env.secret_key.clone()),
             Region::Custom {
                 name: env.region.clone(),
                 endpoint: env.endpoint.clone(),
             },
-        );
+        )
+    }
+
+    /// Aborts an upload as a bucket lifecycle rule would: without the driver.
+    pub async fn abort_upload(env: &super::common::Env, key: &str, upload_id: &str) {
+        client(env)
+            .abort_multipart_upload(AbortMultipartUploadRequest {
+                bucket: env.bucket.clone(),
+                key: key.to_owned(),
+                upload_id: upload_id.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect("AbortMultipartUpload");
+    }
+
+    /// Starts an upload of `key` with `parts` and leaves it open.
+    pub async fn leave_upload(env: &super::common::Env, key: &str, parts: &[Bytes]) {
+        let client = client(env);
         let id = client
             .create_multipart_upload(CreateMultipartUploadRequest {
                 bucket: env.bucket.clone(),

@@ -209,8 +209,22 @@ async fn abort(
         }
         report.push(doc);
     }
+    // Tail records (a closed writer's last bytes) whose upload is gone: only for the whole
+    // root, since a record does not say which path it belongs to without reading it.
+    let orphan_records = if under.is_root() {
+        match s3.delete_orphan_tail_records(older_than).await {
+            Ok(n) => n,
+            Err(e) => {
+                failed.push(e);
+                0
+            }
+        }
+    } else {
+        0
+    };
     if ctx.json {
         print_json(&json!({
+            "orphan_tail_records_deleted": orphan_records,
             "bucket": s3.config().bucket,
             "rootdirectory": s3.config().root_directory,
             "path": under.as_str(),
@@ -234,6 +248,11 @@ async fn abort(
         }
         if gone > 0 {
             summary.push_str(&format!("; {gone} had already gone"));
+        }
+        if orphan_records > 0 {
+            summary.push_str(&format!(
+                "; deleted {orphan_records} tail record(s) of uploads that no longer exist"
+            ));
         }
         print_line(summary)?;
     }
