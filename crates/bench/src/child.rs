@@ -141,13 +141,13 @@ pub struct Phase {
 
 /// When a phase started: wall clock and the process's CPU time.
 #[derive(Clone, Copy)]
-struct Start {
+pub(crate) struct Start {
     wall: Instant,
     cpu: f64,
 }
 
 impl Start {
-    fn now() -> Start {
+    pub(crate) fn now() -> Start {
         Start {
             wall: Instant::now(),
             cpu: cpu_secs(),
@@ -155,7 +155,13 @@ impl Start {
     }
 
     /// The phase that started here and ends now.
-    fn finish(self, name: &str, bytes: u64, ops: u64, requests: BTreeMap<String, u64>) -> Phase {
+    pub(crate) fn finish(
+        self,
+        name: &str,
+        bytes: u64,
+        ops: u64,
+        requests: BTreeMap<String, u64>,
+    ) -> Phase {
         Phase {
             name: name.into(),
             secs: self.wall.elapsed().as_secs_f64(),
@@ -235,7 +241,11 @@ impl HttpService for CountingService {
     }
 }
 
-fn diff(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+/// Requests between two snapshots (operations with none left out).
+pub(crate) fn diff(
+    after: &BTreeMap<String, u64>,
+    before: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
     after
         .iter()
         .filter_map(|(k, v)| {
@@ -257,6 +267,10 @@ pub struct Task {
     pub small_size: usize,
     pub small_inflight: usize,
     pub walk_count: usize,
+    /// Time limit of one attempt of the resumed-upload scenario.
+    pub attempt_timeout: std::time::Duration,
+    /// Check the stored object's SHA-256 after the upload scenarios.
+    pub verify: bool,
 }
 
 fn spath(s: &str) -> Result<StoragePath> {
@@ -352,6 +366,18 @@ async fn run_regstore(setup: &Setup, task: &Task) -> Result<Vec<Phase>> {
                 bail!("a small object came back with the wrong size");
             }
             phase("small-get", t, n * task.small_size as u64, n, &before);
+        }
+        "upload-fresh" | "upload-resumed" => {
+            let p = crate::resumed::run(
+                &d,
+                &task.scenario,
+                &task.prefix,
+                setup.seed,
+                task.attempt_timeout,
+                task.verify,
+            )
+            .await?;
+            phases.push(p);
         }
         "walk-delete" => {
             let tree = spath(&format!("/{}/tree", task.prefix))?;

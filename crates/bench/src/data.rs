@@ -33,6 +33,16 @@ pub fn piece(seed: u64, index: u64, len: usize) -> Bytes {
     Bytes::from(out)
 }
 
+/// A seed of its own for `label` (a key prefix), so that runs which must not share blocks
+/// (two attempts measured against each other) write different bytes.
+pub fn seed_for(seed: u64, label: &str) -> u64 {
+    // FNV-1a over the label, then mixed with the run's seed.
+    let h = label.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    mix(seed ^ mix(h))
+}
+
 /// The pieces of a payload of `size` bytes, as (index, length) pairs.
 pub fn pieces(size: u64) -> impl Iterator<Item = (u64, usize)> {
     let piece = PIECE as u64;

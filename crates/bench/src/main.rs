@@ -9,6 +9,7 @@
 mod child;
 mod data;
 mod report;
+mod resumed;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -73,6 +74,9 @@ struct Tuning {
     /// Objects created, walked and deleted.
     #[arg(long, default_value_t = 10_000)]
     walk_count: usize,
+    /// Time limit of one attempt of the resumed-upload scenario, seconds.
+    #[arg(long, default_value_t = 120)]
+    attempt_timeout_secs: u64,
 }
 
 #[derive(Args)]
@@ -112,6 +116,9 @@ struct ChildArgs {
     scenario: String,
     #[arg(long)]
     prefix: String,
+    /// Check the stored object's SHA-256 after an upload scenario.
+    #[arg(long)]
+    verify: bool,
 }
 
 fn parse_params(v: &[String]) -> Result<Vec<(String, String)>> {
@@ -133,7 +140,7 @@ fn setup(t: &Tuning) -> Result<Setup> {
     )
 }
 
-fn task(t: &Tuning, client: &str, scenario: &str, prefix: &str) -> Task {
+fn task(t: &Tuning, client: &str, scenario: &str, prefix: &str, verify: bool) -> Task {
     Task {
         client: client.into(),
         scenario: scenario.into(),
@@ -143,6 +150,8 @@ fn task(t: &Tuning, client: &str, scenario: &str, prefix: &str) -> Task {
         small_size: t.small_size,
         small_inflight: t.small_inflight,
         walk_count: t.walk_count,
+        attempt_timeout: std::time::Duration::from_secs(t.attempt_timeout_secs),
+        verify,
     }
 }
 
@@ -170,7 +179,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn run_child(a: ChildArgs) -> Result<()> {
     let s = setup(&a.tuning)?;
-    let t = task(&a.tuning, &a.client, &a.scenario, &a.prefix);
+    let t = task(&a.tuning, &a.client, &a.scenario, &a.prefix, a.verify);
     let phases = runtime()?.block_on(child::run(&s, &t))?;
     println!("{}", serde_json::to_string(&phases)?);
     Ok(())
@@ -187,13 +196,31 @@ pub struct Sample {
     pub peak_rss_kib: u64,
 }
 
-/// Runs `cmd`, returns its stdout and peak RSS (KiB) from `wait4`.
+/// Runs `cmd`, returns its stdout and peak RSS (KiB) from `wait4`. The child's stderr is passed
+/// through; if it fails, its last `error:` message becomes the error, so a report names the
+/// cause.
 fn spawn_measured(cmd: &mut Command) -> Result<(String, u64)> {
     let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("spawn {cmd:?}"))?;
+    let echo = child.stderr.take().map(|se| {
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            // The child's error (printed last, maybe over several lines), from `error: ` on.
+            let mut error: Option<Vec<String>> = None;
+            for line in std::io::BufReader::new(se).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                if let Some(e) = line.strip_prefix("error: ") {
+                    error = Some(vec![e.to_owned()]);
+                } else if let Some(lines) = error.as_mut().filter(|_| !line.trim().is_empty()) {
+                    lines.push(line.trim().to_owned());
+                }
+            }
+            error.map(|lines| lines.join(" "))
+        })
+    });
     let mut out = String::new();
     if let Some(mut so) = child.stdout.take() {
         so.read_to_string(&mut out)?;
@@ -207,11 +234,19 @@ fn spawn_measured(cmd: &mut Command) -> Result<(String, u64)> {
     if r != pid {
         bail!("wait4: {}", std::io::Error::last_os_error());
     }
+    let child_error = echo.and_then(|h| h.join().ok().flatten());
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!("{:?} failed (status {status})", cmd.get_program());
+        match child_error {
+            Some(e) => bail!("{e}"),
+            None => bail!("{:?} failed (status {status})", cmd.get_program()),
+        }
     }
     Ok((out, ru.ru_maxrss as u64))
 }
+
+/// Longest wait for the removal of one repetition's objects: after a failed attempt the
+/// server may be slow to answer, and the run must end rather than hang there.
+const CLEANUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 const SCENARIOS: &[&str] = &[
     "stream-write",
@@ -219,11 +254,20 @@ const SCENARIOS: &[&str] = &[
     "move",
     "small",
     "walk-delete",
+    "resumed-upload",
 ];
 const CLIENTS: &[&str] = &["regstore", "object_store", "curl"];
 
-/// The runs of scenario `sc` in one repetition whose rotated client order is `order`, as
-/// (client, key prefix under the repetition).
+/// One child run of a scenario: which client, which child scenario, and its key prefix under
+/// the repetition.
+#[derive(Debug, Clone, PartialEq)]
+struct Run {
+    client: &'static str,
+    scenario: &'static str,
+    prefix: String,
+}
+
+/// The runs of scenario `sc` in one repetition whose rotated client order is `order`.
 ///
 /// curl takes part in the stream scenarios only. A self-contained scenario that only the two
 /// libraries run (small objects, walk/delete) runs A B B A: the client that runs first after
@@ -231,7 +275,29 @@ const CLIENTS: &[&str] = &["regstore", "object_store", "curl"];
 /// and metadata for a while after 3 GiB of writes), and with three clients rotated over an
 /// odd number of repetitions one library would otherwise go first twice as often. The
 /// second run of a client gets its own prefix, so it creates objects rather than overwriting.
-fn run_order(sc: &str, order: &[&'static str]) -> Vec<(&'static str, String)> {
+///
+/// `resumed-upload` compares two ways of writing one object with regstore alone
+/// (`upload-fresh`, `upload-resumed`; see the `resumed` module), A B B A as well, the variant
+/// that goes first alternating with the repetition.
+fn run_order(sc: &'static str, rep: usize, order: &[&'static str]) -> Vec<Run> {
+    let run = |client, scenario, prefix: String| Run {
+        client,
+        scenario,
+        prefix,
+    };
+    if sc == "resumed-upload" {
+        let (a, b) = if rep % 2 == 0 {
+            ("upload-fresh", "upload-resumed")
+        } else {
+            ("upload-resumed", "upload-fresh")
+        };
+        return vec![
+            run("regstore", a, a.to_owned()),
+            run("regstore", b, b.to_owned()),
+            run("regstore", b, format!("{b}-2")),
+            run("regstore", a, format!("{a}-2")),
+        ];
+    }
     let clients: Vec<&'static str> = order
         .iter()
         .copied()
@@ -239,12 +305,15 @@ fn run_order(sc: &str, order: &[&'static str]) -> Vec<(&'static str, String)> {
         .collect();
     match clients[..] {
         [a, b] if sc == "small" || sc == "walk-delete" => vec![
-            (a, a.to_owned()),
-            (b, b.to_owned()),
-            (b, format!("{b}-2")),
-            (a, format!("{a}-2")),
+            run(a, sc, a.to_owned()),
+            run(b, sc, b.to_owned()),
+            run(b, sc, format!("{b}-2")),
+            run(a, sc, format!("{a}-2")),
         ],
-        _ => clients.iter().map(|c| (*c, (*c).to_owned())).collect(),
+        _ => clients
+            .iter()
+            .map(|c| run(c, sc, (*c).to_owned()))
+            .collect(),
     }
 }
 
@@ -254,7 +323,7 @@ fn run(a: RunArgs) -> Result<()> {
     std::fs::create_dir_all(&a.scratch)?;
     let payload = a.scratch.join("payload.bin");
     let size = t.size_mib * MIB;
-    let scenarios: Vec<&str> = SCENARIOS
+    let scenarios: Vec<&'static str> = SCENARIOS
         .iter()
         .copied()
         .filter(|sc| a.only.is_empty() || a.only.iter().any(|o| sc.contains(o.as_str())))
@@ -283,38 +352,66 @@ fn run(a: RunArgs) -> Result<()> {
         .map_err(|e| anyhow!("bucket: {e}"))?;
     let started = Instant::now();
     let mut samples: Vec<Sample> = Vec::new();
+    // Scenarios whose attempt failed, with why; they are not run again.
+    let mut failed: Vec<(&str, String)> = Vec::new();
     for rep in 0..a.reps {
         // Rotate the client order each repetition so no client always runs first or last.
         let order: Vec<&str> = (0..CLIENTS.len())
             .map(|i| CLIENTS[(i + rep) % CLIENTS.len()])
             .collect();
         for sc in &scenarios {
-            for (client, prefix) in run_order(sc, &order) {
+            if failed.iter().any(|(s, _)| s == sc) {
+                continue;
+            }
+            for Run {
+                client,
+                scenario,
+                prefix,
+            } in run_order(sc, rep, &order)
+            {
                 let client = &client;
                 let prefix = format!("bench/{run_id}/r{rep}/{prefix}");
                 let t0 = Instant::now();
-                let (phases, rss) = if *client == "curl" {
-                    curl(sc, &s, &curl_cfg, &payload, &prefix, size)?
+                let attempt = if *client == "curl" {
+                    curl(sc, &s, &curl_cfg, &payload, &prefix, size)
                 } else {
                     let mut cmd = Command::new(&exe);
                     cmd.arg("child").args([
                         "--client",
                         client,
                         "--scenario",
-                        sc,
+                        scenario,
                         "--prefix",
                         &prefix,
                     ]);
+                    // The uploaded bytes are read back once per run (the first upload-resumed
+                    // attempt), outside the timed phase.
+                    if rep == 0 && scenario == "upload-resumed" && !prefix.ends_with("-2") {
+                        cmd.arg("--verify");
+                    }
                     tuning_args(&mut cmd, t);
-                    let (out, rss) = spawn_measured(&mut cmd)
-                        .with_context(|| format!("{client} {sc} (rep {rep})"))?;
-                    let phases: Vec<Phase> = serde_json::from_str(out.trim())
-                        .with_context(|| format!("{client} {sc}: output {out:?}"))?;
-                    (phases, rss)
+                    spawn_measured(&mut cmd)
+                        .with_context(|| format!("{client} {scenario} (rep {rep})"))
+                        .and_then(|(out, rss)| {
+                            let phases: Vec<Phase> = serde_json::from_str(out.trim())
+                                .with_context(|| format!("{client} {scenario}: output {out:?}"))?;
+                            Ok((phases, rss))
+                        })
+                };
+                let (phases, rss) = match attempt {
+                    Ok(v) => v,
+                    // A failed resumed upload (the time limit) is a result, not a crash: the
+                    // other scenarios and the report go on, and the run fails at the end.
+                    Err(e) if *sc == "resumed-upload" => {
+                        eprintln!("    rep {rep} {client:<12} {scenario:<14} FAILED: {e:#}");
+                        failed.push((sc, format!("rep {rep} {scenario}: {e:#}")));
+                        break;
+                    }
+                    Err(e) => return Err(e),
                 };
                 for p in phases {
                     eprintln!(
-                        "    rep {rep} {client:<12} {:<12} {:>8.3}s  rss {:>6} MiB  ({:.0}s)",
+                        "    rep {rep} {client:<12} {:<14} {:>8.3}s  rss {:>6} MiB  ({:.0}s)",
                         p.name,
                         p.secs,
                         rss / 1024,
@@ -332,9 +429,14 @@ fn run(a: RunArgs) -> Result<()> {
         // Remove this repetition's objects so the server's data does not grow with reps.
         let dir = StoragePath::parse(&format!("/bench/{run_id}/r{rep}"))
             .ok_or_else(|| anyhow!("bad cleanup path"))?;
-        match rt.block_on(cleaner.delete(&dir)) {
-            Ok(()) | Err(regstore_driver_api::Error::PathNotFound { .. }) => {}
-            Err(e) => bail!("cleanup of {dir}: {e}"),
+        match rt.block_on(async { tokio::time::timeout(CLEANUP_LIMIT, cleaner.delete(&dir)).await })
+        {
+            Ok(Ok(()) | Err(regstore_driver_api::Error::PathNotFound { .. })) => {}
+            Ok(Err(e)) => bail!("cleanup of {dir}: {e}"),
+            Err(_) => eprintln!(
+                "    warning: cleanup of {dir} not done after {} s; its objects are left",
+                CLEANUP_LIMIT.as_secs()
+            ),
         }
     }
     let meta = report::Meta {
@@ -346,6 +448,7 @@ fn run(a: RunArgs) -> Result<()> {
         small_size: t.small_size,
         small_inflight: t.small_inflight,
         walk_count: t.walk_count,
+        attempt_timeout_secs: t.attempt_timeout_secs,
         reps: a.reps,
         driver_params: t.driver_params.clone(),
         object_store_unsigned_payload: t.object_store_unsigned_payload,
@@ -355,7 +458,8 @@ fn run(a: RunArgs) -> Result<()> {
         total_secs: started.elapsed().as_secs_f64(),
         unix_time: run_id.parse().unwrap_or_default(),
     };
-    let rep = report::Report::build(meta, samples);
+    let failures: Vec<String> = failed.iter().map(|(_, why)| why.clone()).collect();
+    let rep = report::Report::build(meta, samples, failures.clone());
     let md = rep.markdown();
     println!("\n{md}");
     if let Some(parent) = a.json.parent() {
@@ -374,6 +478,9 @@ fn run(a: RunArgs) -> Result<()> {
         std::fs::write(p, rep.svg())?;
         eprintln!("==> chart: {}", p.display());
     }
+    if !failures.is_empty() {
+        bail!("failed: {}", failures.join("; "));
+    }
     Ok(())
 }
 
@@ -384,7 +491,11 @@ fn tuning_args(cmd: &mut Command, t: &Tuning) {
         .args(["--small-count", &t.small_count.to_string()])
         .args(["--small-size", &t.small_size.to_string()])
         .args(["--small-inflight", &t.small_inflight.to_string()])
-        .args(["--walk-count", &t.walk_count.to_string()]);
+        .args(["--walk-count", &t.walk_count.to_string()])
+        .args([
+            "--attempt-timeout-secs",
+            &t.attempt_timeout_secs.to_string(),
+        ]);
     for p in &t.driver_params {
         cmd.args(["--driver-param", p]);
     }
@@ -479,15 +590,17 @@ fn curl(
 
 #[cfg(test)]
 mod tests {
-    use super::run_order;
+    use super::{run_order, Run};
 
-    fn clients(runs: &[(&str, String)]) -> Vec<String> {
-        runs.iter().map(|(c, p)| format!("{c}:{p}")).collect()
+    fn clients(runs: &[Run]) -> Vec<String> {
+        runs.iter()
+            .map(|r| format!("{}:{}", r.client, r.prefix))
+            .collect()
     }
 
     #[test]
     fn stream_scenarios_run_each_client_once_in_the_rotated_order() {
-        let runs = run_order("stream-write", &["curl", "regstore", "object_store"]);
+        let runs = run_order("stream-write", 0, &["curl", "regstore", "object_store"]);
         assert_eq!(
             clients(&runs),
             [
@@ -496,7 +609,8 @@ mod tests {
                 "object_store:object_store"
             ]
         );
-        let runs = run_order("move", &["curl", "regstore", "object_store"]);
+        assert!(runs.iter().all(|r| r.scenario == "stream-write"));
+        let runs = run_order("move", 1, &["curl", "regstore", "object_store"]);
         assert_eq!(
             clients(&runs),
             ["regstore:regstore", "object_store:object_store"]
@@ -505,23 +619,61 @@ mod tests {
 
     #[test]
     fn library_only_scenarios_are_counterbalanced_with_fresh_prefixes() {
-        for order in [
+        for (rep, order) in [
             ["regstore", "object_store", "curl"],
             ["object_store", "curl", "regstore"],
             ["curl", "regstore", "object_store"],
-        ] {
+        ]
+        .iter()
+        .enumerate()
+        {
             for sc in ["small", "walk-delete"] {
-                let runs = run_order(sc, &order);
-                let firsts = runs.iter().filter(|(c, _)| *c == runs[0].0).count();
+                let runs = run_order(sc, rep, order);
+                let firsts = runs.iter().filter(|r| r.client == runs[0].client).count();
                 assert_eq!(runs.len(), 4);
                 assert_eq!(firsts, 2);
-                assert_eq!(runs[0].0, runs[3].0);
-                assert_eq!(runs[1].0, runs[2].0);
-                let mut prefixes: Vec<&String> = runs.iter().map(|(_, p)| p).collect();
+                assert_eq!(runs[0].client, runs[3].client);
+                assert_eq!(runs[1].client, runs[2].client);
+                let mut prefixes: Vec<&String> = runs.iter().map(|r| &r.prefix).collect();
                 prefixes.sort();
                 prefixes.dedup();
                 assert_eq!(prefixes.len(), 4, "{runs:?}");
             }
         }
+    }
+
+    #[test]
+    fn resumed_upload_runs_both_variants_a_b_b_a_alternating_by_repetition() {
+        let order = ["regstore", "object_store", "curl"];
+        let scen = |rep| -> Vec<&str> {
+            run_order("resumed-upload", rep, &order)
+                .iter()
+                .map(|r| r.scenario)
+                .collect()
+        };
+        assert_eq!(
+            scen(0),
+            [
+                "upload-fresh",
+                "upload-resumed",
+                "upload-resumed",
+                "upload-fresh"
+            ]
+        );
+        assert_eq!(
+            scen(1),
+            [
+                "upload-resumed",
+                "upload-fresh",
+                "upload-fresh",
+                "upload-resumed"
+            ]
+        );
+        let runs = run_order("resumed-upload", 0, &order);
+        assert!(runs.iter().all(|r| r.client == "regstore"));
+        let mut prefixes: Vec<&String> = runs.iter().map(|r| &r.prefix).collect();
+        prefixes.sort();
+        prefixes.dedup();
+        assert_eq!(prefixes.len(), 4, "{runs:?}");
     }
 }

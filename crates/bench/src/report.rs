@@ -20,6 +20,9 @@ pub struct Meta {
     pub small_size: usize,
     pub small_inflight: usize,
     pub walk_count: usize,
+    /// Time limit of one resumed-upload attempt, seconds.
+    #[serde(default)]
+    pub attempt_timeout_secs: u64,
     pub reps: usize,
     pub driver_params: Vec<String>,
     /// object_store sent `UNSIGNED-PAYLOAD` (otherwise it hashed every body).
@@ -65,6 +68,24 @@ pub struct Report {
     pub rows: Vec<Row>,
     pub checks: Vec<Check>,
     pub samples: Vec<Sample>,
+    /// Attempts that failed (the resumed-upload scenario's time limit); their scenario was not
+    /// run again.
+    #[serde(default)]
+    pub failures: Vec<String>,
+    /// The resumed-upload scenario's result, when it ran.
+    #[serde(default)]
+    pub resumed_upload: Option<ResumedUpload>,
+}
+
+/// Medians of the resumed-upload scenario and their ratio (the JSON form of its section).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResumedUpload {
+    pub fresh_median_secs: Option<f64>,
+    pub resumed_median_secs: Option<f64>,
+    /// resumed / fresh; `None` when an attempt failed.
+    pub ratio: Option<f64>,
+    pub max_ratio: f64,
+    pub met: bool,
 }
 
 const PHASES: &[&str] = &[
@@ -77,6 +98,10 @@ const PHASES: &[&str] = &[
     "delete",
 ];
 const CLIENTS: &[&str] = &["regstore", "object_store", "curl"];
+/// The resumed-upload scenario's phases (regstore only), reported in a section of their own.
+const UPLOAD_PHASES: &[&str] = &["upload-fresh", "upload-resumed"];
+/// Target of issue 12: a resumed upload at most this many times a fresh one.
+const RESUMED_MAX_RATIO: f64 = 1.5;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -93,9 +118,9 @@ fn median(v: &mut [f64]) -> f64 {
 
 impl Report {
     /// Aggregates the samples into medians and checks the targets.
-    pub fn build(meta: Meta, samples: Vec<Sample>) -> Report {
+    pub fn build(meta: Meta, samples: Vec<Sample>, failures: Vec<String>) -> Report {
         let mut rows = Vec::new();
-        for phase in PHASES {
+        for phase in PHASES.iter().chain(UPLOAD_PHASES) {
             for client in CLIENTS {
                 let mine: Vec<&Sample> = samples
                     .iter()
@@ -113,7 +138,10 @@ impl Report {
                         .abs()
                         .total_cmp(&(b.phase.secs - med).abs())
                 });
-                let payload = matches!(*phase, "stream-write" | "stream-read" | "move");
+                let payload = matches!(
+                    *phase,
+                    "stream-write" | "stream-read" | "move" | "upload-fresh" | "upload-resumed"
+                );
                 let first = mine[0];
                 let (rate, unit) = if payload {
                     (first.phase.bytes as f64 / MIB / med, "MiB/s")
@@ -146,8 +174,24 @@ impl Report {
             rows,
             checks: Vec::new(),
             samples,
+            failures,
+            resumed_upload: None,
         };
         r.checks = r.check_targets();
+        r.resumed_upload = r
+            .checks
+            .iter()
+            .find(|c| c.target.starts_with("resumed upload"))
+            .map(|c| ResumedUpload {
+                fresh_median_secs: r.row("upload-fresh", "regstore").map(|x| x.median_secs),
+                resumed_median_secs: r.row("upload-resumed", "regstore").map(|x| x.median_secs),
+                // No ratio from the attempts that did finish when one failed.
+                ratio: r
+                    .resumed_ratio()
+                    .filter(|_| !c.measured.starts_with("failed")),
+                max_ratio: RESUMED_MAX_RATIO,
+                met: c.met == Some(true),
+            });
         r
     }
 
@@ -161,8 +205,47 @@ impl Report {
         Some(self.row(phase, "regstore")?.rate / self.row(phase, peer)?.rate)
     }
 
+    /// Median seconds of a resumed upload over those of a fresh one.
+    pub fn resumed_ratio(&self) -> Option<f64> {
+        Some(
+            self.row("upload-resumed", "regstore")?.median_secs
+                / self.row("upload-fresh", "regstore")?.median_secs,
+        )
+    }
+
     fn check_targets(&self) -> Vec<Check> {
         let mut c = Vec::new();
+        let upload_failures: Vec<&String> = self
+            .failures
+            .iter()
+            .filter(|f| f.contains("upload-"))
+            .collect();
+        if !upload_failures.is_empty() || self.resumed_ratio().is_some() {
+            let target = format!(
+                "resumed upload (7 MiB closed + 20 MiB appended) ≤ {RESUMED_MAX_RATIO}× fresh 27 MiB upload, chunksize {} MiB",
+                self.meta.chunk_size / (1024 * 1024)
+            );
+            c.push(match self.resumed_ratio() {
+                _ if !upload_failures.is_empty() => Check {
+                    target,
+                    measured: format!(
+                        "failed: {}",
+                        upload_failures
+                            .iter()
+                            .map(|f| f.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                    met: Some(false),
+                },
+                Some(r) => Check {
+                    target,
+                    measured: format!("{r:.2}×"),
+                    met: Some(r <= RESUMED_MAX_RATIO),
+                },
+                None => unreachable!("guarded above"),
+            });
+        }
         let mut ratio_check = |phase: &str, peer: &str, want: f64| {
             let got = self.ratio(phase, peer);
             c.push(Check {
@@ -337,6 +420,7 @@ impl Report {
             };
             let _ = writeln!(s, "| {} | {} | {met} |", c.target, c.measured);
         }
+        self.resumed_markdown(&mut s);
         let _ = writeln!(s, "\nHTTP requests per operation (median repetition):\n");
         let _ = writeln!(s, "| phase | regstore | object_store |");
         let _ = writeln!(s, "|---|---|---|");
@@ -362,6 +446,58 @@ impl Report {
             );
         }
         s
+    }
+
+    /// The resumed-upload section: both variants' median times, the ratio and their requests.
+    fn resumed_markdown(&self, s: &mut String) {
+        if self.resumed_ratio().is_none() && !self.failures.iter().any(|f| f.contains("upload-")) {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\nResumed upload (regstore only, 32 KiB writes, chunksize {} MiB, at most {} s per attempt; A B B A):\n",
+            self.meta.chunk_size / (1024 * 1024),
+            self.meta.attempt_timeout_secs
+        );
+        let _ = writeln!(
+            s,
+            "| variant | median | samples | requests (median repetition) |"
+        );
+        let _ = writeln!(s, "|---|---:|---|---|");
+        for phase in UPLOAD_PHASES {
+            let Some(r) = self.row(phase, "regstore") else {
+                let _ = writeln!(s, "| {phase} | n/a | | |");
+                continue;
+            };
+            let samples: Vec<String> = r.samples_secs.iter().map(|v| format!("{v:.2}")).collect();
+            let req = r
+                .requests
+                .iter()
+                .flatten()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>();
+            let _ = writeln!(
+                s,
+                "| {phase} | {:.3} s | {} | {} |",
+                r.median_secs,
+                samples.join(", "),
+                req.join(", ")
+            );
+        }
+        match self.resumed_ratio() {
+            Some(r) => {
+                let _ = writeln!(
+                    s,
+                    "\nresumed / fresh: **{r:.2}×** (target ≤ {RESUMED_MAX_RATIO}×)"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "\nresumed / fresh: n/a (an attempt failed, see the targets)"
+                );
+            }
+        }
     }
 
     /// A grouped bar chart: one group per phase, bars scaled to the fastest client of that
@@ -455,6 +591,95 @@ fn xml(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn meta() -> Meta {
+        Meta {
+            server: "test".into(),
+            chunk_size: 10 << 20,
+            concurrency: 4,
+            size: 1 << 30,
+            small_count: 0,
+            small_size: 0,
+            small_inflight: 0,
+            walk_count: 0,
+            attempt_timeout_secs: 120,
+            reps: 1,
+            driver_params: Vec::new(),
+            object_store_unsigned_payload: false,
+            cpus: 2,
+            total_secs: 0.0,
+            unix_time: 0,
+        }
+    }
+
+    fn upload(name: &str, secs: f64) -> Sample {
+        Sample {
+            rep: 0,
+            client: "regstore".into(),
+            phase: crate::child::Phase {
+                name: name.into(),
+                secs,
+                bytes: 27 << 20,
+                ops: 1,
+                requests: Some(BTreeMap::from([("UploadPart".to_owned(), 3)])),
+                cpu_secs: 0.1,
+            },
+            peak_rss_kib: 0,
+        }
+    }
+
+    fn resumed_check(r: &Report) -> &Check {
+        match r
+            .checks
+            .iter()
+            .find(|c| c.target.starts_with("resumed upload"))
+        {
+            Some(c) => c,
+            None => panic!("no resumed-upload check in {:?}", r.checks),
+        }
+    }
+
+    #[test]
+    fn resumed_ratio_is_checked_against_the_target() {
+        let ok = Report::build(
+            meta(),
+            vec![upload("upload-fresh", 2.0), upload("upload-resumed", 2.8)],
+            Vec::new(),
+        );
+        assert_eq!(ok.resumed_ratio(), Some(1.4));
+        assert_eq!(resumed_check(&ok).met, Some(true));
+        let json = ok.resumed_upload.as_ref().map(|u| (u.ratio, u.met));
+        assert_eq!(json, Some((Some(1.4), true)));
+        assert!(ok.markdown().contains("resumed / fresh: **1.40×**"));
+        let slow = Report::build(
+            meta(),
+            vec![upload("upload-fresh", 2.0), upload("upload-resumed", 3.2)],
+            Vec::new(),
+        );
+        assert_eq!(resumed_check(&slow).met, Some(false));
+    }
+
+    #[test]
+    fn a_failed_attempt_fails_the_resumed_check() {
+        let r = Report::build(
+            meta(),
+            vec![upload("upload-fresh", 2.0)],
+            vec!["rep 0 upload-resumed: not done after 120 s".into()],
+        );
+        let c = resumed_check(&r);
+        assert_eq!(c.met, Some(false));
+        assert!(c.measured.contains("not done after 120 s"), "{c:?}");
+        assert!(r.markdown().contains("resumed / fresh: n/a"));
+        let json = r.resumed_upload.as_ref().map(|u| (u.ratio, u.met));
+        assert_eq!(json, Some((None, false)));
+    }
+
+    #[test]
+    fn no_resumed_check_when_the_scenario_did_not_run() {
+        let r = Report::build(meta(), Vec::new(), Vec::new());
+        assert!(r.checks.iter().all(|c| !c.target.starts_with("resumed")));
+        assert!(r.resumed_upload.is_none());
+    }
 
     #[test]
     fn median_of_odd_and_even() {

@@ -4,8 +4,9 @@
 //! Environment (set by `cargo xtask conformance`): `REGSTORE_S3_ENDPOINT`,
 //! `REGSTORE_S3_ACCESS_KEY`, `REGSTORE_S3_SECRET_KEY`, `REGSTORE_S3_REGION` (default
 //! us-east-1), `REGSTORE_S3_BUCKET` (created if missing), `REGSTORE_S3_V4AUTH` (default true),
-//! `REGSTORE_S3_SERVER` (rgw|moto); `REGSTORE_MOTO_ENDPOINT` for the header tests. Missing
-//! variables fail the test when `CI` is set, and skip it with a printed reason otherwise.
+//! `REGSTORE_S3_SERVER` (rgw|moto); `REGSTORE_MOTO_ENDPOINT` for the header tests;
+//! `REGSTORE_S3_CHUNKSIZE` for the conformance suite's part size ([`conformance_chunk_size`]).
+//! Missing variables fail the test when `CI` is set, and skip it with a printed reason otherwise.
 
 #![allow(dead_code)]
 
@@ -81,6 +82,26 @@ pub fn s3_env() -> Option<Env> {
     })
 }
 
+/// `chunksize` of the tests that do not pin their own: fast 5 MiB parts (the S3 minimum).
+pub const TEST_CHUNK_SIZE: u64 = 5 * MIB;
+
+/// The conformance suite's `chunksize` from `REGSTORE_S3_CHUNKSIZE`: a number of bytes, or
+/// `default` for no `chunksize` parameter at all (the driver's own default, as a registry
+/// configured without one gets). Unset or empty: `Some(TEST_CHUNK_SIZE)`. Anything else panics,
+/// so a typo cannot silently run the suite at the usual size.
+pub fn conformance_chunk_size() -> Option<u64> {
+    match var("REGSTORE_S3_CHUNKSIZE") {
+        None => Some(TEST_CHUNK_SIZE),
+        Some(v) if v.trim().eq_ignore_ascii_case("default") => None,
+        Some(v) => match v.trim().parse() {
+            Ok(n) => Some(n),
+            Err(e) => {
+                panic!("REGSTORE_S3_CHUNKSIZE={v:?} is neither a byte count nor `default`: {e}")
+            }
+        },
+    }
+}
+
 /// The moto server of `REGSTORE_MOTO_ENDPOINT` (any keys), or `None` after reporting.
 pub fn moto_env() -> Option<Env> {
     let Some(endpoint) = var("REGSTORE_MOTO_ENDPOINT") else {
@@ -123,8 +144,27 @@ impl Env {
             .with("bucket", self.bucket.as_str())
             .with("v4auth", if self.v4auth { "true" } else { "false" })
             .with("forcepathstyle", "true")
-            .with("chunksize", (5 * MIB).to_string())
+            .with("chunksize", TEST_CHUNK_SIZE.to_string())
             .with("rootdirectory", root)
+    }
+
+    /// [`params`](Self::params) with `chunksize` replaced by `chunk_size`, or removed (the
+    /// driver's default) for `None`.
+    pub fn params_with_chunk_size(&self, root: &str, chunk_size: Option<u64>) -> Parameters {
+        let mut params = self.params(root);
+        match chunk_size {
+            Some(n) => params.insert("chunksize", n.to_string()),
+            None => {
+                params.remove("chunksize");
+            }
+        }
+        params
+    }
+
+    /// Connection parameters only: every size, concurrency and timeout parameter at the
+    /// driver's default, as in a registry's minimal `config.yml`.
+    pub fn default_params(&self, root: &str) -> Parameters {
+        self.params_with_chunk_size(root, None)
     }
 
     /// A driver on a fresh root directory, after making sure the bucket exists.
