@@ -1,0 +1,244 @@
+//! Reading a registry's metadata: which repositories exist, their revisions, tags, layer links
+//! and uploads, and the content of link files.
+
+use std::time::SystemTime;
+
+use regstore_driver_api::{Driver, FileInfo, WalkControl, WalkOptions};
+
+use crate::digest::Digest;
+use crate::error::{LayoutError, Result};
+use crate::layout::Layout;
+
+/// A link file found by a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkFile {
+    /// Its path.
+    pub path: String,
+    /// The digest its directory names (`<alg>/<hex>/link`), when the path has that shape. The
+    /// file's content, not this, is what distribution uses; see [`read_link`].
+    pub dir_digest: Option<Digest>,
+    /// Its modification time, when the backend reports one.
+    pub mod_time: Option<SystemTime>,
+}
+
+/// A tag of a repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tag {
+    /// The tag name.
+    pub name: String,
+    /// `current/link`, if the tag has one.
+    pub current: Option<LinkFile>,
+    /// Digests named by `index/<alg>/<hex>/` entries (the tag's history).
+    pub index: Vec<Digest>,
+}
+
+/// What `<repo>/_manifests` holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoManifests {
+    /// Every file named `link` below `revisions/`, in walk order.
+    pub revisions: Vec<LinkFile>,
+    /// Every directory below `tags/`, sorted by name.
+    pub tags: Vec<Tag>,
+}
+
+/// Walks `from`, treating a missing directory as empty (the filesystem reports it, S3 cannot).
+pub async fn walk_files(driver: &Driver, from: &str) -> Result<Vec<FileInfo>> {
+    let mut out = Vec::new();
+    let r = driver
+        .walk(from, &WalkOptions::default(), |fi| {
+            if !fi.is_dir {
+                out.push(fi.clone());
+            }
+            Ok(WalkControl::Continue)
+        })
+        .await;
+    match r {
+        Ok(()) => Ok(out),
+        Err(e) if e.is_not_found() => Ok(out),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Lists the repositories: every directory below `repositories/` that has a `_manifests`,
+/// `_layers` or `_uploads` child (distribution 2.8 looks only for `_layers`, 3.x only for
+/// `_manifests`; any of them is safer: a repository is never missed). Other entries whose
+/// name starts with `_` are not descended into. Sorted by name.
+pub async fn list_repositories(driver: &Driver, layout: &Layout) -> Result<Vec<String>> {
+    let base = layout.repositories();
+    let prefix = format!("{base}/");
+    let mut repos = Vec::new();
+    let r = driver
+        .walk(&base, &WalkOptions::default(), |fi| {
+            if !fi.is_dir {
+                return Ok(WalkControl::Continue);
+            }
+            let name = fi.path.base_name();
+            if !name.starts_with('_') {
+                return Ok(WalkControl::Continue);
+            }
+            if matches!(name, "_manifests" | "_layers" | "_uploads") {
+                let parent = fi.path.parent();
+                if let Some(rel) = parent.as_str().strip_prefix(&prefix) {
+                    repos.push(rel.to_owned());
+                }
+            }
+            Ok(WalkControl::SkipDir)
+        })
+        .await;
+    match r {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    repos.sort();
+    repos.dedup();
+    Ok(repos)
+}
+
+fn link_file(fi: &FileInfo, alg: &str, hex: &str) -> LinkFile {
+    LinkFile {
+        path: fi.path.to_string(),
+        dir_digest: Digest::from_parts(alg, hex).ok(),
+        mod_time: fi.mod_time,
+    }
+}
+
+/// Scans `<repo>/_manifests`: revision links and tags.
+pub async fn scan_manifests(driver: &Driver, layout: &Layout, repo: &str) -> Result<RepoManifests> {
+    let base = layout.manifests(repo);
+    let files = walk_files(driver, &base).await?;
+    let mut out = RepoManifests::default();
+    let mut tags: std::collections::BTreeMap<String, Tag> = Default::default();
+    for fi in &files {
+        let Some(rel) = fi.path.as_str().strip_prefix(&base) else {
+            continue;
+        };
+        let parts: Vec<&str> = rel.trim_start_matches('/').split('/').collect();
+        match parts.as_slice() {
+            ["revisions", .., "link"] => {
+                let lf = match parts.as_slice() {
+                    ["revisions", alg, hex, "link"] => link_file(fi, alg, hex),
+                    _ => LinkFile {
+                        path: fi.path.to_string(),
+                        dir_digest: None,
+                        mod_time: fi.mod_time,
+                    },
+                };
+                out.revisions.push(lf);
+            }
+            ["tags", tag, "current", "link"] => {
+                let t = tags.entry((*tag).to_owned()).or_default();
+                t.current = Some(LinkFile {
+                    path: fi.path.to_string(),
+                    dir_digest: None,
+                    mod_time: fi.mod_time,
+                });
+            }
+            ["tags", tag, "index", alg, hex, "link"] => {
+                if let Ok(d) = Digest::from_parts(alg, hex) {
+                    tags.entry((*tag).to_owned()).or_default().index.push(d);
+                }
+            }
+            _ => {}
+        }
+    }
+    out.tags = tags
+        .into_iter()
+        .map(|(name, mut t)| {
+            t.name = name;
+            t
+        })
+        .collect();
+    Ok(out)
+}
+
+/// Scans `<repo>/_layers`: every `<alg>/<hex>/link`.
+pub async fn scan_layers(driver: &Driver, layout: &Layout, repo: &str) -> Result<Vec<LinkFile>> {
+    let base = layout.layers(repo);
+    let files = walk_files(driver, &base).await?;
+    Ok(files
+        .iter()
+        .filter_map(|fi| {
+            let rel = fi.path.as_str().strip_prefix(&base)?;
+            match rel
+                .trim_start_matches('/')
+                .split('/')
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                [alg, hex, "link"] => Some(link_file(fi, alg, hex)),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
+/// Reads a link file and parses its content as strictly as distribution does (no
+/// whitespace, lowercase hex).
+pub async fn read_link(driver: &Driver, path: &str) -> Result<Digest> {
+    let bytes = driver.get_content(path).await?;
+    let text = String::from_utf8_lossy(&bytes);
+    Digest::parse(&text).map_err(|_| LayoutError::BadLink {
+        path: path.to_owned(),
+        content: text.chars().take(80).collect(),
+    })
+}
+
+/// A blob found below `blobs/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobFile {
+    /// The digest its path names.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its modification time, when known.
+    pub mod_time: Option<SystemTime>,
+}
+
+/// The shard directories to enumerate blobs from: every `blobs/<alg>/<xx>` (distribution
+/// shards by the first two hex digits), so they can be walked concurrently.
+pub async fn blob_shards(driver: &Driver, layout: &Layout) -> Result<Vec<String>> {
+    let mut shards = Vec::new();
+    let algs = match driver.list(&layout.blobs()).await {
+        Ok(v) => v,
+        Err(e) if e.is_not_found() => return Ok(shards),
+        Err(e) => return Err(e.into()),
+    };
+    for alg in algs {
+        match driver.list(alg.as_str()).await {
+            Ok(v) => shards.extend(v.into_iter().map(|p| p.to_string())),
+            Err(e) if e.is_not_found() => {}
+            // `blobs/<file>`: a stray object, not a shard; nothing to enumerate in it.
+            Err(e) if e.is_invalid_input() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    shards.sort();
+    Ok(shards)
+}
+
+/// Every blob of one shard, and the paths of files named `data` whose path does not decode
+/// (callers decide: gc stops on them, fsck reports them). Other files are ignored.
+pub async fn scan_shard(
+    driver: &Driver,
+    layout: &Layout,
+    shard: &str,
+) -> Result<(Vec<BlobFile>, Vec<String>)> {
+    let files = walk_files(driver, shard).await?;
+    let mut out = Vec::with_capacity(files.len());
+    let mut bad = Vec::new();
+    for fi in files {
+        if fi.path.base_name() != "data" {
+            continue;
+        }
+        match layout.digest_of_blob_path(fi.path.as_str()) {
+            Some(digest) => out.push(BlobFile {
+                digest,
+                size: fi.size,
+                mod_time: fi.mod_time,
+            }),
+            None => bad.push(fi.path.to_string()),
+        }
+    }
+    Ok((out, bad))
+}
