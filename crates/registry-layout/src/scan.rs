@@ -41,22 +41,53 @@ pub struct RepoManifests {
     pub tags: Vec<Tag>,
 }
 
-/// Walks `from`, treating a missing directory as empty (the filesystem reports it, S3 cannot).
+/// Walks `from`, treating a missing directory as empty (the filesystem reports it, S3 cannot)
+/// and going on past empty directories: regstore's filesystem driver reports an empty
+/// directory met mid-walk (a revision whose link the registry API deleted) as `PathNotFound`
+/// and stops the walk, so the walk is resumed after it with a start-after hint.
 pub async fn walk_files(driver: &Driver, from: &str) -> Result<Vec<FileInfo>> {
-    let mut out = Vec::new();
-    let r = driver
-        .walk(from, &WalkOptions::default(), |fi| {
-            if !fi.is_dir {
-                out.push(fi.clone());
+    walk_all(driver, from, |_| WalkControl::Continue)
+        .await
+        .map(|v| v.into_iter().filter(|f| !f.is_dir).collect())
+}
+
+/// The resuming walk behind [`walk_files`]: every entry, with `control` deciding descent.
+async fn walk_all(
+    driver: &Driver,
+    from: &str,
+    control: impl Fn(&FileInfo) -> WalkControl + Send + Sync,
+) -> Result<Vec<FileInfo>> {
+    let mut out: Vec<FileInfo> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = Default::default();
+    let mut options = WalkOptions::default();
+    // Each resume passes at least one more path, so this ends; the bound is a backstop.
+    for _ in 0..1_000_000 {
+        let r = driver
+            .walk(from, &options, |fi| {
+                if seen.insert(fi.path.to_string()) {
+                    out.push(fi.clone());
+                }
+                Ok(control(fi))
+            })
+            .await;
+        match r {
+            Ok(()) => return Ok(out),
+            Err(regstore_driver_api::Error::PathNotFound { path, .. })
+                if path.trim_end_matches('/') != from.trim_end_matches('/') =>
+            {
+                let Some(hint) = regstore_driver_api::StoragePath::parse(&path) else {
+                    return Ok(out);
+                };
+                if options.start_after.as_ref() == Some(&hint) {
+                    return Ok(out);
+                }
+                options = WalkOptions::start_after(hint);
             }
-            Ok(WalkControl::Continue)
-        })
-        .await;
-    match r {
-        Ok(()) => Ok(out),
-        Err(e) if e.is_not_found() => Ok(out),
-        Err(e) => Err(e.into()),
+            Err(e) if e.is_not_found() => return Ok(out),
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(out)
 }
 
 /// Lists the repositories: every directory below `repositories/` that has a `_manifests`,
@@ -66,30 +97,27 @@ pub async fn walk_files(driver: &Driver, from: &str) -> Result<Vec<FileInfo>> {
 pub async fn list_repositories(driver: &Driver, layout: &Layout) -> Result<Vec<String>> {
     let base = layout.repositories();
     let prefix = format!("{base}/");
-    let mut repos = Vec::new();
-    let r = driver
-        .walk(&base, &WalkOptions::default(), |fi| {
-            if !fi.is_dir {
-                return Ok(WalkControl::Continue);
-            }
-            let name = fi.path.base_name();
-            if !name.starts_with('_') {
-                return Ok(WalkControl::Continue);
-            }
-            if matches!(name, "_manifests" | "_layers" | "_uploads") {
-                let parent = fi.path.parent();
-                if let Some(rel) = parent.as_str().strip_prefix(&prefix) {
-                    repos.push(rel.to_owned());
-                }
-            }
-            Ok(WalkControl::SkipDir)
+    let entries = walk_all(driver, &base, |fi| {
+        if fi.is_dir && fi.path.base_name().starts_with('_') {
+            WalkControl::SkipDir
+        } else {
+            WalkControl::Continue
+        }
+    })
+    .await?;
+    let mut repos: Vec<String> = entries
+        .iter()
+        .filter(|fi| {
+            fi.is_dir && matches!(fi.path.base_name(), "_manifests" | "_layers" | "_uploads")
         })
-        .await;
-    match r {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e.into()),
-    }
+        .filter_map(|fi| {
+            fi.path
+                .parent()
+                .as_str()
+                .strip_prefix(&prefix)
+                .map(str::to_owned)
+        })
+        .collect();
     repos.sort();
     repos.dedup();
     Ok(repos)
