@@ -411,33 +411,37 @@ pub async fn plan(
     // Phase 2: candidate blobs.
     progress.stage("blobs");
     let shards = scan::blob_shards(driver, layout).await?;
-    let found: Vec<Vec<scan::BlobFile>> = futures::stream::iter(shards.iter())
+    // Each shard is filtered against the sealed mark set as soon as it is listed, so only
+    // unmarked blobs are kept in memory (not every blob of the store).
+    let found: Vec<(Vec<scan::BlobFile>, usize)> = futures::stream::iter(shards.iter())
         .map(|s| async {
             let (blobs, bad) = scan::scan_shard(driver, layout, s).await?;
             progress.tick(1);
-            match bad.into_iter().next() {
+            if let Some(path) = bad.into_iter().next() {
                 // Neither keep nor delete what cannot be named: stop before any delete.
-                Some(path) => Err(LayoutError::BadBlobPath { path }),
-                None => Ok(blobs),
+                return Err(LayoutError::BadBlobPath { path });
             }
+            let marks = lock(&ctx.marks);
+            let mut young = 0;
+            let old = blobs
+                .into_iter()
+                .filter(|b| !marks.contains(&b.digest))
+                .filter(|b| {
+                    let y = is_young(b.mod_time, cutoff);
+                    young += usize::from(y);
+                    !y
+                })
+                .collect();
+            Ok((old, young))
         })
         .buffer_unordered(ctx.jobs())
         .try_collect()
         .await?;
     let mut candidates: HashMap<Digest, u64> = HashMap::new();
     let mut kept_young_blobs = 0;
-    {
-        let marks = lock(&ctx.marks);
-        for b in found.into_iter().flatten() {
-            if marks.contains(&b.digest) {
-                continue;
-            }
-            if is_young(b.mod_time, cutoff) {
-                kept_young_blobs += 1;
-            } else {
-                candidates.insert(b.digest, b.size);
-            }
-        }
+    for (old, young) in found {
+        kept_young_blobs += young;
+        candidates.extend(old.into_iter().map(|b| (b.digest, b.size)));
     }
 
     // Phase 3: re-scan for what a running registry wrote meanwhile.
