@@ -390,7 +390,7 @@ pub async fn check(
         }
     }
     progress.stage("repositories");
-    let repos = scan::list_repositories(driver, layout).await?;
+    let repos = scan::list_repositories(driver, layout, opts.jobs).await?;
     let ctx = Ctx {
         driver,
         layout,

@@ -393,7 +393,7 @@ pub async fn plan(
 
     // Phase 1: mark.
     progress.stage("repositories");
-    let repos = scan::list_repositories(driver, layout).await?;
+    let repos = scan::list_repositories(driver, layout, opts.jobs).await?;
     let per_repo: Vec<(String, (Vec<ManifestDeletion>, usize))> =
         futures::stream::iter(repos.iter())
             .map(|r| async { Ok::<_, LayoutError>((r.clone(), ctx.mark_repo(r).await?)) })
@@ -446,7 +446,7 @@ pub async fn plan(
 
     // Phase 3: re-scan for what a running registry wrote meanwhile.
     progress.stage("re-scan");
-    let repos_now = scan::list_repositories(driver, layout).await?;
+    let repos_now = scan::list_repositories(driver, layout, opts.jobs).await?;
     let candidate_set: HashSet<Digest> = candidates.keys().cloned().collect();
     // Marks of this phase go to a fresh set: a queued manifest they reach is kept.
     let mut marks = std::mem::take(&mut *lock(&ctx.marks));

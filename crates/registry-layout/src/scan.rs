@@ -92,32 +92,51 @@ async fn walk_all(
 
 /// Lists the repositories: every directory below `repositories/` that has a `_manifests`,
 /// `_layers` or `_uploads` child (distribution 2.8 looks only for `_layers`, 3.x only for
-/// `_manifests`; any of them is safer: a repository is never missed). Other entries whose
-/// name starts with `_` are not descended into. Sorted by name.
-pub async fn list_repositories(driver: &Driver, layout: &Layout) -> Result<Vec<String>> {
+/// `_manifests`; any of them is safer: a repository is never missed). Entries whose name starts
+/// with `_` are not descended into. Sorted by name.
+///
+/// The namespace is listed one directory level at a time, `jobs` directories at once, never
+/// below a repository's `_…` directories: one listing per namespace directory (on S3 a
+/// delimiter listing), instead of a walk over every link of every repository.
+pub async fn list_repositories(
+    driver: &Driver,
+    layout: &Layout,
+    jobs: usize,
+) -> Result<Vec<String>> {
+    use futures::{StreamExt, TryStreamExt};
     let base = layout.repositories();
     let prefix = format!("{base}/");
-    let entries = walk_all(driver, &base, |fi| {
-        if fi.is_dir && fi.path.base_name().starts_with('_') {
-            WalkControl::SkipDir
-        } else {
-            WalkControl::Continue
+    let mut repos = Vec::new();
+    let mut frontier = vec![base.clone()];
+    while !frontier.is_empty() {
+        let listed: Vec<(String, Vec<String>)> = futures::stream::iter(frontier)
+            .map(|dir| async move {
+                match driver.list(&dir).await {
+                    Ok(children) => {
+                        Ok((dir, children.into_iter().map(|c| c.to_string()).collect()))
+                    }
+                    // Missing, an empty directory (the filesystem reports it so), or a file.
+                    Err(e) if e.is_not_found() || e.is_invalid_input() => Ok((dir, Vec::new())),
+                    Err(e) => Err(LayoutError::from(e)),
+                }
+            })
+            .buffer_unordered(jobs.max(1))
+            .try_collect()
+            .await?;
+        frontier = Vec::new();
+        for (dir, children) in listed {
+            let name = |c: &String| c.rsplit('/').next().unwrap_or("").to_owned();
+            if children
+                .iter()
+                .any(|c| matches!(name(c).as_str(), "_manifests" | "_layers" | "_uploads"))
+            {
+                if let Some(rel) = dir.strip_prefix(&prefix) {
+                    repos.push(rel.to_owned());
+                }
+            }
+            frontier.extend(children.into_iter().filter(|c| !name(c).starts_with('_')));
         }
-    })
-    .await?;
-    let mut repos: Vec<String> = entries
-        .iter()
-        .filter(|fi| {
-            fi.is_dir && matches!(fi.path.base_name(), "_manifests" | "_layers" | "_uploads")
-        })
-        .filter_map(|fi| {
-            fi.path
-                .parent()
-                .as_str()
-                .strip_prefix(&prefix)
-                .map(str::to_owned)
-        })
-        .collect();
+    }
     repos.sort();
     repos.dedup();
     Ok(repos)
