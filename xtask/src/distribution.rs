@@ -20,7 +20,15 @@ pub fn ensure_tools() -> Result<()> {
 pub fn gc_diff(r: &mut Runner) -> Result<()> {
     r.stage("install docker-registry and skopeo", "", ensure_tools)?;
     let mut cmd = crate::cargo();
-    cmd.args(["test", "-p", "regstore-cli", "--test", "gc_diff"])
-        .env("CI", "true");
+    cmd.args([
+        "test",
+        "-p",
+        "regstore-cli",
+        "--test",
+        "gc_diff",
+        "--",
+        "--include-ignored",
+    ])
+    .env("CI", "true");
     r.run("regstore gc vs distribution garbage-collect", &mut cmd)
 }

@@ -8,8 +8,10 @@
 //! every kept tag must still pull with skopeo, distribution must find nothing left to free,
 //! and `regstore fsck` must find nothing wrong.
 //!
-//! Needs `docker-registry` and `skopeo` (`cargo xtask gc-diff` installs them). Without them the
-//! test prints `skipped: …`, unless `CI` is set: then it fails.
+//! Needs `docker-registry` and `skopeo`, so the tests are `#[ignore]`d in a plain `cargo test`
+//! (reported as ignored, never as passed); `cargo xtask gc-diff` installs the tools and runs them
+//! with `--include-ignored`. Without the tools a test prints `skipped: …`, unless `CI` is set:
+//! then it fails.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -570,6 +572,7 @@ fn compare(name: &str, reg: &mut Registry, bug: IndexBug, kept: &[(&str, &str)])
 }
 
 #[test]
+#[ignore = "needs docker-registry and skopeo; run by `cargo xtask gc-diff`"]
 fn shared_layers_and_manifest_deleted_by_digest() {
     if !tools_present() {
         return;
@@ -591,6 +594,7 @@ fn shared_layers_and_manifest_deleted_by_digest() {
 }
 
 #[test]
+#[ignore = "needs docker-registry and skopeo; run by `cargo xtask gc-diff`"]
 fn tag_moved_and_only_tag_deleted() {
     if !tools_present() {
         return;
@@ -614,6 +618,7 @@ fn tag_moved_and_only_tag_deleted() {
 }
 
 #[test]
+#[ignore = "needs docker-registry and skopeo; run by `cargo xtask gc-diff`"]
 fn oci_index_and_docker_manifest_list() {
     if !tools_present() {
         return;
@@ -726,6 +731,7 @@ fn oci_index_and_docker_manifest_list() {
 }
 
 #[test]
+#[ignore = "needs docker-registry and skopeo; run by `cargo xtask gc-diff`"]
 fn upload_in_progress_is_left_alone() {
     if !tools_present() {
         return;
