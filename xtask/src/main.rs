@@ -6,6 +6,7 @@
 
 mod bench;
 mod deny;
+mod distribution;
 mod fuzz;
 mod runner;
 mod servers;
@@ -68,6 +69,9 @@ enum Cmd {
     /// Bounded soak of the S3 driver through the fault-injection proxy on RGW: concurrent
     /// writers and readers, SHA-256 verification, no lost objects, no leaked uploads.
     Soak(SoakCli),
+    /// Differential tests of `regstore gc` against distribution's `garbage-collect` (installs
+    /// docker-registry and skopeo with apt when missing).
+    GcDiff,
 }
 
 #[derive(Args)]
@@ -269,6 +273,7 @@ fn main() -> ExitCode {
                 seed: a.seed,
             },
         ),
+        Cmd::GcDiff => distribution::gc_diff(&mut r),
     };
     r.summary();
     match result {

@@ -453,7 +453,7 @@ fn tail(path: &Path, lines: usize) -> String {
         .join("\n")
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(program))
@@ -462,7 +462,7 @@ fn which(program: &str) -> Option<PathBuf> {
 
 static APT_UPDATED: AtomicBool = AtomicBool::new(false);
 
-fn apt_get(args: &[&str]) -> Result<()> {
+pub(crate) fn apt_get(args: &[&str]) -> Result<()> {
     // SAFETY: plain syscall.
     if unsafe { libc::geteuid() } != 0 {
         bail!(

@@ -12,6 +12,7 @@ pub mod backends;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod gc_args;
 pub mod output;
 
 use std::path::PathBuf;
@@ -179,6 +180,12 @@ pub enum Command {
         #[arg(long)]
         include_1gib: bool,
     },
+    /// Garbage-collect distribution's layout (registry garbage-collect, safe while the
+    /// registry runs); see docs/gc.md.
+    Gc(gc_args::Gc),
+    /// Check distribution's layout for corrupt blobs, dangling links and tags, broken
+    /// manifests and stale uploads; exit 1 when anything is wrong.
+    Fsck(gc_args::Fsck),
 }
 
 /// `uploads` subcommands.
@@ -208,7 +215,7 @@ pub enum UploadsAction {
     },
 }
 
-fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     output::parse_duration(s)
 }
 

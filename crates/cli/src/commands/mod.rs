@@ -4,12 +4,15 @@
 mod check;
 mod cp;
 mod files;
+mod fsck;
+pub(crate) mod gc;
 mod uploads;
 
 use serde_json::Value;
 
 use crate::error::{CliError, CliResult};
 use crate::{Command, Context};
+pub use gc::GcArgs;
 
 /// Runs one subcommand.
 pub async fn dispatch(ctx: &Context, command: Command) -> CliResult<()> {
@@ -52,6 +55,11 @@ pub async fn dispatch(ctx: &Context, command: Command) -> CliResult<()> {
             iterations,
             include_1gib,
         } => check::bench(ctx, filter.as_deref(), iterations, include_1gib).await,
+        Command::Gc(a) => gc::run(ctx, a.into_args()).await,
+        Command::Fsck(a) => {
+            let (root, options) = a.into_options();
+            fsck::run(ctx, &root, options).await
+        }
     }
 }
 

@@ -1,0 +1,600 @@
+//! Mark-and-sweep garbage collection of distribution's layout, safe beside a running registry.
+//!
+//! [`plan`] decides everything and deletes nothing; [`sweep`] carries a plan out. The sets are
+//! distribution's (see `docs/gc.md`), with two deliberate differences: children of a kept
+//! index (and everything they reference) are kept even with `delete_untagged` (distribution
+//! 2.8 frees them, #3178), and nothing modified after `start − min_age` is deleted.
+//!
+//! Phases of [`plan`]:
+//! 1. **mark**: per repository (concurrently), read every revision link; keep a revision when
+//!    `delete_untagged` is off, a tag's `current/link` names it, or its link is young; mark a
+//!    kept manifest, its references, and — for an index — the children that are revisions of
+//!    the same repository, recursively. Untagged, old revisions whose blob exists are queued.
+//! 2. **blobs**: enumerate `blobs/<alg>/<xx>` shards concurrently; an unmarked blob older than
+//!    the cutoff is a candidate.
+//! 3. **re-scan**: list the repositories again; a `_layers` link to a candidate that is young
+//!    (a push or mount during or just before the run) saves the candidate; a young revision
+//!    link not seen in phase 1 is marked like a tagged one; a queued revision whose link was
+//!    rewritten (re-pushed) is dropped from the queue. Old links to candidates are queued for
+//!    deletion with their blob.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use futures::{StreamExt, TryStreamExt};
+use regstore_driver_api::Driver;
+
+use crate::digest::{Digest, DigestSet};
+use crate::error::{LayoutError, Result};
+use crate::layout::Layout;
+use crate::manifest::Manifest;
+use crate::scan::{self, LinkFile};
+
+/// What to collect and how.
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    /// Also delete manifests no tag currently points at (distribution's `-m`).
+    pub delete_untagged: bool,
+    /// Nothing modified after `start − min_age` is deleted (see `docs/gc.md` for the race
+    /// argument).
+    pub min_age: Duration,
+    /// Listings, reads and deletes running at once (at least 1).
+    pub jobs: usize,
+    /// Record unparseable manifests and bad link files and go on (keeping the manifest, but
+    /// not what it may reference) instead of stopping before any delete.
+    pub skip_bad_manifests: bool,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            delete_untagged: false,
+            min_age: DEFAULT_MIN_AGE,
+            jobs: 8,
+            skip_bad_manifests: false,
+        }
+    }
+}
+
+/// The default `min_age`: longer than any push takes, so a push that began before the run
+/// cannot have uploaded blobs that are old by this measure (see `docs/gc.md`).
+pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Progress callbacks; every method has a no-op default.
+pub trait Progress: Send + Sync {
+    /// A phase begins (`"repositories"`, `"blobs"`, `"re-scan"`, `"delete"`).
+    fn stage(&self, _name: &'static str) {}
+    /// `n` more items of the current phase are done.
+    fn tick(&self, _n: u64) {}
+}
+
+/// A [`Progress`] that reports nothing.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// An untagged manifest to delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestDeletion {
+    /// The repository.
+    pub repository: String,
+    /// The manifest digest (the revision link's content, as distribution uses it).
+    pub digest: Digest,
+    /// Tags whose history (`index/`) names the digest; those entries are deleted too.
+    pub tags: Vec<String>,
+    /// The revision link's modification time, compared again by the re-scan.
+    mod_time: Option<SystemTime>,
+}
+
+/// A blob to delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobDeletion {
+    /// The blob's digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A `_layers` link to delete (its blob is deleted too).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LayerLinkDeletion {
+    /// The repository.
+    pub repository: String,
+    /// The linked digest.
+    pub digest: Digest,
+}
+
+/// Everything a run decided; [`sweep`] deletes exactly this.
+#[derive(Debug, Clone)]
+pub struct GcPlan {
+    /// When marking started.
+    pub started: SystemTime,
+    /// `started − min_age`: only what is older than this may be deleted.
+    pub cutoff: SystemTime,
+    /// Repositories visited.
+    pub repositories: usize,
+    /// Distinct digests marked (distribution's "N blobs marked").
+    pub marked: usize,
+    /// Heap bytes of the mark set (32 per sha256 digest).
+    pub mark_set_bytes: usize,
+    /// Untagged manifests to delete (with `delete_untagged`), by repository and digest.
+    pub manifests: Vec<ManifestDeletion>,
+    /// Blobs to delete, by digest.
+    pub blobs: Vec<BlobDeletion>,
+    /// Layer links to delete, by repository and digest.
+    pub layer_links: Vec<LayerLinkDeletion>,
+    /// Unmarked blobs kept because they are younger than the cutoff or have a young link.
+    pub kept_young_blobs: usize,
+    /// Untagged manifests kept because their revision link is younger than the cutoff.
+    pub kept_young_manifests: usize,
+    /// Manifests and links skipped with `skip_bad_manifests`, one message each (naming the path).
+    pub bad_manifests: Vec<String>,
+}
+
+impl GcPlan {
+    /// Total bytes of the blobs to delete.
+    pub fn blob_bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| b.size).sum()
+    }
+}
+
+struct Ctx<'a> {
+    driver: &'a Driver,
+    layout: &'a Layout,
+    opts: &'a GcOptions,
+    cutoff: SystemTime,
+    started: SystemTime,
+    marks: Mutex<DigestSet>,
+    bad: Mutex<Vec<String>>,
+    progress: &'a dyn Progress,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere cannot leave a set half-updated in a way that matters here.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn is_young(t: Option<SystemTime>, cutoff: SystemTime) -> bool {
+    // Unknown time: assume young, never delete on a guess.
+    t.is_none_or(|t| t >= cutoff)
+}
+
+impl Ctx<'_> {
+    fn jobs(&self) -> usize {
+        self.opts.jobs.max(1)
+    }
+
+    fn mark(&self, d: &Digest) {
+        lock(&self.marks).insert(d);
+    }
+
+    fn bad(&self, e: LayoutError) -> Result<()> {
+        if self.opts.skip_bad_manifests {
+            lock(&self.bad).push(e.to_string());
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    /// Marks a kept manifest and what it references; returns the child manifests (of an
+    /// index) to visit next. A missing blob is skipped silently, as distribution does.
+    async fn visit(&self, d: &Digest) -> Result<Vec<Digest>> {
+        let path = self.layout.blob_data(d);
+        let bytes = match self.driver.get_content(&path).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        self.mark(d);
+        let m = match Manifest::parse(&bytes) {
+            Ok(m) => m,
+            Err(source) => {
+                self.bad(LayoutError::BadManifest { path, source })?;
+                return Ok(Vec::new());
+            }
+        };
+        let mut children = Vec::new();
+        for r in &m.references {
+            self.mark(&r.digest);
+            if r.is_manifest {
+                children.push(r.digest.clone());
+            }
+        }
+        Ok(children)
+    }
+
+    /// Visits `roots` and, breadth first, the index children for which `follow` is true.
+    /// Returns every digest visited.
+    async fn visit_all(
+        &self,
+        roots: Vec<Digest>,
+        follow: impl Fn(&Digest) -> bool,
+    ) -> Result<HashSet<Digest>> {
+        let mut seen: HashSet<Digest> = roots.iter().cloned().collect();
+        let mut frontier = roots;
+        while !frontier.is_empty() {
+            let children: Vec<Vec<Digest>> = futures::stream::iter(frontier.iter())
+                .map(|d| self.visit(d))
+                .buffer_unordered(self.jobs())
+                .try_collect()
+                .await?;
+            self.progress.tick(frontier.len() as u64);
+            frontier = children
+                .into_iter()
+                .flatten()
+                .filter(|c| follow(c) && seen.insert(c.clone()))
+                .collect();
+        }
+        Ok(seen)
+    }
+
+    /// Reads revision links concurrently: digest (from content) → link.
+    async fn read_revisions(&self, links: &[LinkFile]) -> Result<BTreeMap<Digest, LinkFile>> {
+        let read: Vec<(LinkFile, Result<Digest>)> = futures::stream::iter(links.iter().cloned())
+            .map(|l| async move {
+                let r = scan::read_link(self.driver, &l.path).await;
+                (l, r)
+            })
+            .buffer_unordered(self.jobs())
+            .collect()
+            .await;
+        let mut out = BTreeMap::new();
+        for (l, r) in read {
+            match r {
+                Ok(d) => {
+                    out.insert(d, l);
+                }
+                Err(LayoutError::Storage(s)) if s.is_not_found() => {}
+                Err(e @ LayoutError::BadLink { .. }) => {
+                    // Keep what the directory names, so skipping never frees more.
+                    if let Some(d) = &l.dir_digest {
+                        self.mark(d);
+                    }
+                    self.bad(e)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Phase 1 for one repository: marks, and returns the queued untagged manifests and the
+    /// number kept for being young.
+    async fn mark_repo(&self, repo: &str) -> Result<(Vec<ManifestDeletion>, usize)> {
+        let state = scan::scan_manifests(self.driver, self.layout, repo).await?;
+        let revisions = self.read_revisions(&state.revisions).await?;
+        let mut tagged: HashSet<Digest> = HashSet::new();
+        let mut tags_unreadable = false;
+        if self.opts.delete_untagged {
+            for t in &state.tags {
+                let Some(cur) = &t.current else { continue };
+                match scan::read_link(self.driver, &cur.path).await {
+                    Ok(d) => {
+                        tagged.insert(d);
+                    }
+                    Err(LayoutError::Storage(e)) if e.is_not_found() => {}
+                    Err(e @ LayoutError::BadLink { .. }) => {
+                        // Which revision the tag means is unknown: delete nothing untagged here.
+                        tags_unreadable = true;
+                        self.bad(e)?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let mut kept = Vec::new();
+        let mut untagged = Vec::new();
+        let mut young = 0;
+        for (d, link) in &revisions {
+            let is_young = is_young(link.mod_time, self.cutoff);
+            if !self.opts.delete_untagged || tags_unreadable || tagged.contains(d) {
+                kept.push(d.clone());
+            } else if is_young {
+                young += 1;
+                kept.push(d.clone());
+            } else {
+                untagged.push(d.clone());
+            }
+        }
+        let visited = self.visit_all(kept, |c| revisions.contains_key(c)).await?;
+        let candidates: Vec<&Digest> = untagged.iter().filter(|d| !visited.contains(*d)).collect();
+        // A revision whose blob is gone is skipped silently (distribution's Stat fails).
+        let exists: Vec<(Digest, bool)> = futures::stream::iter(candidates)
+            .map(|d| async move {
+                match self.driver.stat(&self.layout.blob_data(d)).await {
+                    Ok(_) => Ok((d.clone(), true)),
+                    Err(e) if e.is_not_found() => Ok((d.clone(), false)),
+                    Err(e) => Err(LayoutError::from(e)),
+                }
+            })
+            .buffer_unordered(self.jobs())
+            .try_collect()
+            .await?;
+        let mut queued: Vec<ManifestDeletion> = exists
+            .into_iter()
+            .filter(|(_, e)| *e)
+            .map(|(d, _)| ManifestDeletion {
+                repository: repo.to_owned(),
+                tags: state
+                    .tags
+                    .iter()
+                    .filter(|t| t.index.contains(&d))
+                    .map(|t| t.name.clone())
+                    .collect(),
+                mod_time: revisions.get(&d).and_then(|l| l.mod_time),
+                digest: d,
+            })
+            .collect();
+        queued.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok((queued, young))
+    }
+
+    /// Phase 3 for one repository: young and old layer links to candidates; every young
+    /// revision is visited (marked with what it references, children followed wherever their
+    /// blob is: conservative) and reported, so a queued revision that was re-pushed is kept.
+    async fn rescan_repo(&self, repo: &str, candidates: &HashSet<Digest>) -> Result<RescanRepo> {
+        let mut out = RescanRepo::default();
+        for l in scan::scan_layers(self.driver, self.layout, repo).await? {
+            let Some(d) = l.dir_digest else { continue };
+            if !candidates.contains(&d) {
+                continue;
+            }
+            if is_young(l.mod_time, self.cutoff) {
+                out.saved.push(d);
+            } else {
+                out.links.push(d);
+            }
+        }
+        let state = scan::scan_manifests(self.driver, self.layout, repo).await?;
+        let young: Vec<LinkFile> = state
+            .revisions
+            .into_iter()
+            .filter(|l| is_young(l.mod_time, self.cutoff))
+            .collect();
+        let revisions = self.read_revisions(&young).await?;
+        out.young_revisions = revisions.keys().cloned().collect();
+        self.visit_all(out.young_revisions.clone(), |_| true)
+            .await?;
+        Ok(out)
+    }
+}
+
+#[derive(Default)]
+struct RescanRepo {
+    saved: Vec<Digest>,
+    links: Vec<Digest>,
+    young_revisions: Vec<Digest>,
+}
+
+/// Decides what a garbage collection deletes; deletes nothing. Stops at the first storage
+/// error, bad manifest or bad link (unless `skip_bad_manifests`), naming the path.
+pub async fn plan(
+    driver: &Driver,
+    layout: &Layout,
+    opts: &GcOptions,
+    progress: &dyn Progress,
+) -> Result<GcPlan> {
+    let started = SystemTime::now();
+    let cutoff = started
+        .checked_sub(opts.min_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let ctx = Ctx {
+        driver,
+        layout,
+        opts,
+        cutoff,
+        started,
+        marks: Mutex::new(DigestSet::new()),
+        bad: Mutex::new(Vec::new()),
+        progress,
+    };
+
+    // Phase 1: mark.
+    progress.stage("repositories");
+    let repos = scan::list_repositories(driver, layout, opts.jobs).await?;
+    let per_repo: Vec<(String, (Vec<ManifestDeletion>, usize))> =
+        futures::stream::iter(repos.iter())
+            .map(|r| async { Ok::<_, LayoutError>((r.clone(), ctx.mark_repo(r).await?)) })
+            .buffer_unordered(ctx.jobs())
+            .try_collect()
+            .await?;
+    let mut queued: Vec<ManifestDeletion> = Vec::new();
+    let mut kept_young_manifests = 0;
+    for (_, (q, y)) in per_repo {
+        queued.extend(q);
+        kept_young_manifests += y;
+    }
+    lock(&ctx.marks).seal();
+
+    // Phase 2: candidate blobs.
+    progress.stage("blobs");
+    let shards = scan::blob_shards(driver, layout).await?;
+    // Each shard is filtered against the sealed mark set as soon as it is listed, so only
+    // unmarked blobs are kept in memory (not every blob of the store).
+    let found: Vec<(Vec<scan::BlobFile>, usize)> = futures::stream::iter(shards.iter())
+        .map(|s| async {
+            let (blobs, bad) = scan::scan_shard(driver, layout, s).await?;
+            progress.tick(1);
+            if let Some(path) = bad.into_iter().next() {
+                // Neither keep nor delete what cannot be named: stop before any delete.
+                return Err(LayoutError::BadBlobPath { path });
+            }
+            let marks = lock(&ctx.marks);
+            let mut young = 0;
+            let old = blobs
+                .into_iter()
+                .filter(|b| !marks.contains(&b.digest))
+                .filter(|b| {
+                    let y = is_young(b.mod_time, cutoff);
+                    young += usize::from(y);
+                    !y
+                })
+                .collect();
+            Ok((old, young))
+        })
+        .buffer_unordered(ctx.jobs())
+        .try_collect()
+        .await?;
+    let mut candidates: HashMap<Digest, u64> = HashMap::new();
+    let mut kept_young_blobs = 0;
+    for (old, young) in found {
+        kept_young_blobs += young;
+        candidates.extend(old.into_iter().map(|b| (b.digest, b.size)));
+    }
+
+    // Phase 3: re-scan for what a running registry wrote meanwhile.
+    progress.stage("re-scan");
+    let repos_now = scan::list_repositories(driver, layout, opts.jobs).await?;
+    let candidate_set: HashSet<Digest> = candidates.keys().cloned().collect();
+    // Marks of this phase go to a fresh set: a queued manifest they reach is kept.
+    let mut marks = std::mem::take(&mut *lock(&ctx.marks));
+    let rescans: Vec<(String, RescanRepo)> = futures::stream::iter(repos_now.iter())
+        .map(|r| {
+            let (ctx, candidate_set) = (&ctx, &candidate_set);
+            async move {
+                let out = ctx.rescan_repo(r, candidate_set).await?;
+                ctx.progress.tick(1);
+                Ok::<_, LayoutError>((r.clone(), out))
+            }
+        })
+        .buffer_unordered(ctx.jobs())
+        .try_collect()
+        .await?;
+    let mut late = std::mem::take(&mut *lock(&ctx.marks));
+    late.seal();
+    marks.extend(&late);
+    let mut saved: HashSet<Digest> = HashSet::new();
+    let mut rewritten: HashSet<(String, Digest)> = HashSet::new();
+    let mut links: BTreeSet<LayerLinkDeletion> = BTreeSet::new();
+    for (repo, r) in &rescans {
+        saved.extend(r.saved.iter().cloned());
+        for d in &r.young_revisions {
+            rewritten.insert((repo.clone(), d.clone()));
+        }
+        for d in &r.links {
+            links.insert(LayerLinkDeletion {
+                repository: repo.clone(),
+                digest: d.clone(),
+            });
+        }
+    }
+    let keep_blob = |d: &Digest| late.contains(d) || saved.contains(d);
+    let before = candidates.len();
+    candidates.retain(|d, _| !keep_blob(d));
+    kept_young_blobs += before - candidates.len();
+    links.retain(|l| candidates.contains_key(&l.digest));
+    let before = queued.len();
+    // Re-pushed meanwhile, or referenced by something pushed meanwhile: keep.
+    queued.retain(|q| {
+        !rewritten.contains(&(q.repository.clone(), q.digest.clone())) && !late.contains(&q.digest)
+    });
+    kept_young_manifests += before - queued.len();
+
+    let mut blobs: Vec<BlobDeletion> = candidates
+        .into_iter()
+        .map(|(digest, size)| BlobDeletion { digest, size })
+        .collect();
+    blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+    queued.sort_by(|a, b| {
+        (a.repository.as_str(), &a.digest).cmp(&(b.repository.as_str(), &b.digest))
+    });
+    let bad_manifests = std::mem::take(&mut *lock(&ctx.bad));
+    Ok(GcPlan {
+        started: ctx.started,
+        cutoff,
+        repositories: repos.len(),
+        marked: marks.len(),
+        mark_set_bytes: marks.heap_bytes(),
+        manifests: queued,
+        blobs,
+        layer_links: links.into_iter().collect(),
+        kept_young_blobs,
+        kept_young_manifests,
+        bad_manifests,
+    })
+}
+
+/// What [`sweep`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepOutcome {
+    /// Manifest revisions deleted.
+    pub manifests: usize,
+    /// Layer links deleted.
+    pub layer_links: usize,
+    /// Blobs deleted.
+    pub blobs: usize,
+    /// Bytes of the blobs deleted.
+    pub bytes: u64,
+}
+
+/// Deletes what `plan` lists, in an order that keeps the store consistent if it stops half
+/// way: manifests (tag-history entries, then the revision), then layer links, then blobs —
+/// references always go before what they reference, so a blob is never missing while a link
+/// or revision in the plan still names it. Already-missing paths count as deleted. On the
+/// first error, returns it with what was done so far; running gc again finishes the job.
+pub async fn sweep(
+    driver: &Driver,
+    layout: &Layout,
+    plan: &GcPlan,
+    jobs: usize,
+    progress: &dyn Progress,
+) -> (SweepOutcome, Option<LayoutError>) {
+    let mut out = SweepOutcome::default();
+    progress.stage("delete");
+    let jobs = jobs.max(1);
+    let delete = |path: String| async move {
+        match driver.delete(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(LayoutError::from(e)),
+        }
+    };
+    let r: Result<Vec<()>> = futures::stream::iter(plan.manifests.iter())
+        .map(|m| async {
+            for t in &m.tags {
+                delete(layout.tag_index_entry(&m.repository, t, &m.digest)).await?;
+            }
+            delete(layout.revision_dir(&m.repository, &m.digest)).await?;
+            progress.tick(1);
+            Ok(())
+        })
+        .buffer_unordered(jobs)
+        .try_collect()
+        .await;
+    match r {
+        Ok(v) => out.manifests = v.len(),
+        Err(e) => return (out, Some(e)),
+    }
+    let r: Result<Vec<()>> = futures::stream::iter(plan.layer_links.iter())
+        .map(|l| async {
+            delete(layout.layer_link_dir(&l.repository, &l.digest)).await?;
+            progress.tick(1);
+            Ok(())
+        })
+        .buffer_unordered(jobs)
+        .try_collect()
+        .await;
+    match r {
+        Ok(v) => out.layer_links = v.len(),
+        Err(e) => return (out, Some(e)),
+    }
+    let mut stream = futures::stream::iter(plan.blobs.iter())
+        .map(|b| async move {
+            delete(layout.blob_dir(&b.digest)).await?;
+            Ok::<_, LayoutError>(b.size)
+        })
+        .buffer_unordered(jobs);
+    while let Some(r) = stream.next().await {
+        match r {
+            Ok(size) => {
+                out.blobs += 1;
+                out.bytes += size;
+                progress.tick(1);
+            }
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    (out, None)
+}

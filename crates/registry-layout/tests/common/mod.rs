@@ -1,0 +1,144 @@
+//! Builds registry trees the way distribution writes them, on the in-memory backend.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use regstore_driver_api::Driver;
+use regstore_registry_layout::{Digest, Layout};
+
+pub struct Reg {
+    pub driver: Driver,
+    pub layout: Layout,
+    n: u32,
+}
+
+impl Reg {
+    pub fn new() -> Self {
+        Reg {
+            driver: Driver::new(Arc::new(regstore_driver_inmemory::InMemoryDriver::new())),
+            layout: Layout::default(),
+            n: 0,
+        }
+    }
+
+    pub async fn put(&self, path: &str, bytes: impl Into<Vec<u8>>) {
+        self.driver.put_content(path, bytes.into()).await.unwrap();
+    }
+
+    /// Stores a blob (no link).
+    pub async fn blob(&self, bytes: &[u8]) -> Digest {
+        let d = Digest::sha256_of(bytes);
+        self.put(&self.layout.blob_data(&d), bytes.to_vec()).await;
+        d
+    }
+
+    /// A fresh unique blob linked into `repo`, as a layer upload does.
+    pub async fn layer(&mut self, repo: &str) -> Digest {
+        self.n += 1;
+        let d = self.blob(format!("layer-{}", self.n).as_bytes()).await;
+        self.link_layer(repo, &d).await;
+        d
+    }
+
+    pub async fn link_layer(&self, repo: &str, d: &Digest) {
+        self.put(&self.layout.layer_link(repo, d), d.to_string())
+            .await;
+    }
+
+    /// Pushes an image manifest (config + given layers) by digest; returns (manifest, config).
+    pub async fn image(&mut self, repo: &str, layers: &[Digest]) -> (Digest, Digest) {
+        self.n += 1;
+        let config = self
+            .blob(format!("{{\"config\":{}}}", self.n).as_bytes())
+            .await;
+        self.link_layer(repo, &config).await;
+        for l in layers {
+            self.link_layer(repo, l).await;
+        }
+        let desc =
+            |mt: &str, d: &Digest| format!(r#"{{"mediaType":"{mt}","size":1,"digest":"{d}"}}"#);
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[{}]}}"#,
+            desc("application/vnd.oci.image.config.v1+json", &config),
+            layers
+                .iter()
+                .map(|l| desc("application/vnd.oci.image.layer.v1.tar+gzip", l))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let m = self.manifest(repo, body.as_bytes()).await;
+        (m, config)
+    }
+
+    /// Stores manifest bytes as a revision of `repo`.
+    pub async fn manifest(&self, repo: &str, body: &[u8]) -> Digest {
+        let d = self.blob(body).await;
+        self.put(&self.layout.revision_link(repo, &d), d.to_string())
+            .await;
+        d
+    }
+
+    /// Pushes an index over `children` (already revisions of `repo`).
+    pub async fn index(&self, repo: &str, children: &[Digest], docker: bool) -> Digest {
+        let (mt, child_mt) = if docker {
+            (
+                "application/vnd.docker.distribution.manifest.list.v2+json",
+                "application/vnd.docker.distribution.manifest.v2+json",
+            )
+        } else {
+            (
+                "application/vnd.oci.image.index.v1+json",
+                "application/vnd.oci.image.manifest.v1+json",
+            )
+        };
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{mt}","manifests":[{}]}}"#,
+            children
+                .iter()
+                .map(|c| format!(
+                    r#"{{"mediaType":"{child_mt}","size":1,"digest":"{c}","platform":{{"architecture":"amd64","os":"linux"}}}}"#
+                ))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        self.manifest(repo, body.as_bytes()).await
+    }
+
+    pub async fn tag(&self, repo: &str, tag: &str, d: &Digest) {
+        self.put(&self.layout.tag_current_link(repo, tag), d.to_string())
+            .await;
+        self.put(
+            &format!("{}/link", self.layout.tag_index_entry(repo, tag, d)),
+            d.to_string(),
+        )
+        .await;
+    }
+
+    /// What the registry API's DELETE by digest does: the revision link, and every tag
+    /// currently pointing at it.
+    pub async fn api_delete(&self, repo: &str, d: &Digest) {
+        self.driver
+            .delete(&self.layout.revision_link(repo, d))
+            .await
+            .unwrap();
+        let tags = self.layout.tags(repo);
+        if let Ok(list) = self.driver.list(&tags).await {
+            for t in list {
+                let cur = format!("{t}/current/link");
+                if let Ok(b) = self.driver.get_content(&cur).await {
+                    if b.as_ref() == d.to_string().as_bytes() {
+                        self.driver.delete(t.as_str()).await.unwrap();
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn exists(&self, path: &str) -> bool {
+        self.driver.stat(path).await.is_ok()
+    }
+
+    pub async fn blob_exists(&self, d: &Digest) -> bool {
+        self.exists(&self.layout.blob_data(d)).await
+    }
+}
