@@ -508,7 +508,10 @@ fn ci(r: &mut Runner) -> Result<()> {
             seconds: 20,
             seed: Some(1),
         },
-    )
+    )?;
+    // regstore gc against distribution's own garbage-collect on the same store (installs
+    // Debian's docker-registry and skopeo when missing).
+    distribution::gc_diff(r)
 }
 
 fn servers_exec(r: &mut Runner, which: Which, sig: Sig, command: &[String]) -> Result<()> {
