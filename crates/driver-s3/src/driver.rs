@@ -222,9 +222,17 @@ impl S3Driver {
                 Err(e) => return Err(Error::backend(DRIVER, None, e)),
             }
         }
-        let tails = self.writer_tail_keys().await?;
-        for batch in tails.chunks(1000) {
-            let failures = api
+        self.delete_keys(&self.writer_tail_keys().await?).await?;
+        Ok(aborted)
+    }
+
+    /// Deletes raw `keys` (not storage paths) in DeleteObjects batches of 1000; the first key
+    /// S3 could not delete is the error.
+    async fn delete_keys(&self, keys: &[String]) -> Result<()> {
+        for batch in keys.chunks(1000) {
+            let failures = self
+                .inner
+                .api
                 .delete_objects(batch.to_vec())
                 .await
                 .map_err(|e| Error::backend(DRIVER, None, e))?;
@@ -236,7 +244,7 @@ impl S3Driver {
                 ));
             }
         }
-        Ok(aborted)
+        Ok(())
     }
 
     /// The keys of every writer tail record under the root directory (see the writer module:
@@ -283,21 +291,7 @@ impl S3Driver {
             })
             .map(|(key, _)| key)
             .collect();
-        for batch in orphans.chunks(1000) {
-            let failures = self
-                .inner
-                .api
-                .delete_objects(batch.to_vec())
-                .await
-                .map_err(|e| Error::backend(DRIVER, None, e))?;
-            if let Some(f) = failures.first() {
-                return Err(Error::backend(
-                    DRIVER,
-                    None,
-                    format!("DeleteObjects: {}: {}: {}", f.key, f.code, f.message),
-                ));
-            }
-        }
+        self.delete_keys(&orphans).await?;
         Ok(orphans.len())
     }
 
