@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod driver;
+pub mod duration;
 mod error;
 mod factory;
 mod handle;

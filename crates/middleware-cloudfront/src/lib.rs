@@ -27,7 +27,6 @@ use regstore_driver_api::{Parameters, Registry, Value};
 
 mod cidr;
 mod cloudfront;
-pub mod duration;
 pub mod ipfilter;
 mod redirect;
 mod rewrite;
