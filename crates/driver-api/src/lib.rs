@@ -16,6 +16,7 @@ mod driver;
 pub mod duration;
 mod error;
 mod factory;
+mod forward;
 mod handle;
 mod lifecycle;
 pub mod params;
@@ -36,3 +37,5 @@ pub use path::StoragePath;
 /// Re-exported so backends and callers agree on the byte and trait-object types.
 pub use async_trait::async_trait;
 pub use bytes::Bytes;
+/// Re-exported so backends, middlewares and callers name one URL type (redirects).
+pub use url::Url;

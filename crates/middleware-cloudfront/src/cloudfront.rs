@@ -7,14 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use regstore_driver_api::{
-    Error, MiddlewareFactory, Parameters, RedirectMethod, RedirectRequest, Result, StorageDriver,
-    StoragePath, Value,
+    forward_storage_driver, Error, MiddlewareFactory, Parameters, RedirectMethod, RedirectRequest,
+    Result, StorageDriver, StoragePath, Value,
 };
 
 use crate::cidr::Cidr;
 use crate::ipfilter::{AwsIpFilter, IpFilterConfig};
 use crate::sign::{HashAlgorithm, SignError, UrlSigner};
-use crate::{forwarding_driver, strict_string, CLOUDFRONT};
+use crate::{strict_string, CLOUDFRONT};
 use regstore_driver_api::duration::parse_duration;
 
 /// How long signed URLs stay valid unless `duration` says otherwise.
@@ -415,8 +415,9 @@ impl CloudFrontMiddleware {
     }
 }
 
-forwarding_driver!(
+forward_storage_driver!(
     CloudFrontMiddleware,
+    inner,
     async fn redirect_url(
         &self,
         request: &RedirectRequest,
