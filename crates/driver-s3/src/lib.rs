@@ -24,16 +24,14 @@ mod s3api;
 mod sigv2;
 mod sigv4;
 mod tail;
+#[doc(hidden)]
+pub mod test_support;
 mod transport;
 mod walk;
 mod writer;
 
 pub use config::{Credentials, S3Config};
 pub use dispatch::RequestStats;
-pub use driver::{IncompleteUpload, ObjectInspection, S3Driver};
+pub use driver::{IncompleteUpload, S3Driver};
 pub use error::ObjectChanged;
 pub use factory::S3Factory;
-#[doc(hidden)]
-pub use listxml::{fuzz_parse_list, fuzz_rusoto_parse_list, ListXmlFuzzOutput};
-#[doc(hidden)]
-pub use sigv2::{fuzz_sign_request, SigV2FuzzInput, SigV2FuzzOutput};
