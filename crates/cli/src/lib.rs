@@ -5,6 +5,22 @@
 //! it and returns the process exit code (see [`error`] for the code table). Every command goes
 //! through the driver-api [`regstore_driver_api::Driver`] handle, so it behaves identically on
 //! every backend, and every error names the driver, the path or the configuration key.
+//!
+//! ```
+//! use clap::Parser;
+//! use regstore_cli::{run, Cli};
+//!
+//! # #[tokio::main]
+//! # async fn main() {
+//! let dir = tempfile::tempdir().unwrap();
+//! let config = dir.path().join("config.yml");
+//! let yaml = format!("storage:\n  filesystem:\n    rootdirectory: {}\n", dir.path().join("data").display());
+//! std::fs::write(&config, yaml).unwrap();
+//! // What `regstore --config config.yml --json ls /` does; 0 is success.
+//! let cli = Cli::try_parse_from(["regstore", "--config", config.to_str().unwrap(), "--json", "ls", "/"]).unwrap();
+//! assert_eq!(run(cli).await, 0);
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 

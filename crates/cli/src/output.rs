@@ -1,7 +1,7 @@
 //! Formatting for humans (sizes, times, tables) and progress bars.
 
 use std::io::IsTerminal;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use regstore_driver_api::FileInfo;
@@ -100,6 +100,7 @@ pub fn byte_progress(total: u64, label: &str) -> ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn sizes_and_times() {

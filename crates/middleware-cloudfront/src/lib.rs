@@ -19,6 +19,25 @@
 //!
 //! Options are parsed like distribution parses them (reference §3); differences are documented
 //! on each options type.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use regstore_driver_api::{Driver, Parameters, RedirectRequest, StorageDriver};
+//! use regstore_driver_inmemory::InMemoryDriver;
+//! use regstore_middleware_cloudfront::RedirectMiddleware;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> regstore_driver_api::Result<()> {
+//! let backend: Arc<dyn StorageDriver> = Arc::new(InMemoryDriver::new());
+//! let options = Parameters::new().with("baseurl", "https://cdn.example/registry");
+//! let driver = Driver::new(Arc::new(RedirectMiddleware::from_parameters(backend, &options)?));
+//! driver.put_content("/blobs/data", "layer").await?; // forwarded to the backend
+//! let url = driver.redirect_url(&RedirectRequest::get(), "/blobs/data").await?;
+//! assert_eq!(url.unwrap().as_str(), "https://cdn.example/registry/blobs/data");
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
