@@ -12,10 +12,10 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
+use regstore_driver_api::duration::parse_duration;
 use regstore_driver_api::{Parameters, StorageDriver, Value};
 use regstore_driver_inmemory::InMemoryDriver;
 use regstore_driver_s3::S3Config;
-use regstore_middleware_cloudfront::duration::parse_go_duration;
 use regstore_middleware_cloudfront::{
     CloudFrontOptions, RedirectMiddleware, RewriteMiddleware, UrlSigner,
 };
@@ -59,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
 
     for key in params.keys().map(str::to_owned).collect::<Vec<_>>() {
         if let Ok(Some(s)) = params.string("fuzz", &key) {
-            let _ = parse_go_duration(&s);
+            let _ = parse_duration(&s);
         }
     }
 

@@ -10,7 +10,7 @@
 //!   read exactly the values the document was built from, and rusoto_s3's own parser (the
 //!   one it replaced) must read the same.
 //!
-//! The driver exposes `#[doc(hidden)]` entry points for this: `fuzz_parse_list` (the reader)
+//! The driver exposes `#[doc(hidden)]` entry points in `test_support` for this: `fuzz_parse_list` (the reader)
 //! and `fuzz_rusoto_parse_list` (rusoto_s3 on a canned answer).
 
 #![no_main]
@@ -19,7 +19,9 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use regstore_driver_s3::{fuzz_parse_list, fuzz_rusoto_parse_list, ListXmlFuzzOutput};
+use regstore_driver_s3::test_support::{
+    fuzz_parse_list, fuzz_rusoto_parse_list, ListXmlFuzzOutput,
+};
 
 /// Characters values are made of: path characters, XML's specials, spaces, non-ASCII.
 const POOL: &str = "abzAZ09/-._=+&<>\"' ;#]\u{e9}\u{4e2d}\u{1f600}";

@@ -2,7 +2,7 @@
 //! header canonicalisation and canonical resource, checked for properties, not only for
 //! panics.
 //!
-//! The target calls the driver's `#[doc(hidden)]` entry point `fuzz_sign_request`, which puts
+//! The target calls the driver's `#[doc(hidden)]` entry point `test_support::fuzz_sign_request`, which puts
 //! the headers into a rusoto request's header map under their names *as given* (the map is
 //! public, so nothing guarantees lower-case names), signs it with the dispatcher's code and
 //! returns the string to sign and the signed headers. Checked for every input:
@@ -28,7 +28,7 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use regstore_driver_s3::{fuzz_sign_request, SigV2FuzzInput, SigV2FuzzOutput};
+use regstore_driver_s3::test_support::{fuzz_sign_request, SigV2FuzzInput, SigV2FuzzOutput};
 
 const SECRET: &str = "fuzzSigV2SECRETheaderPATHmustNEVERleak/0123";
 const AKID: &str = "AKIDFUZZSIGV2";

@@ -23,6 +23,7 @@ pub const TARGETS: &[&str] = &[
     "sigv2_sign_request",
     "ip_ranges",
     "list_objects_v2",
+    "duration",
 ];
 
 /// `target/tools`: where xtask installs the cargo plugins it needs.

@@ -8,6 +8,7 @@ mod bench;
 mod deny;
 mod distribution;
 mod fuzz;
+mod package;
 mod runner;
 mod servers;
 mod soak;
@@ -63,6 +64,9 @@ enum Cmd {
         #[arg(long)]
         advisories: bool,
     },
+    /// `cargo package` of every published crate (offline-capable, --no-verify) and
+    /// cargo-machete's unused-dependency check (installs it under target/tools).
+    Package,
     /// The model-based writer tests (generated sequences against a model of the writer
     /// contract) on one backend for longer than the test suite runs them.
     WriterModel(WriterModelCli),
@@ -255,6 +259,7 @@ fn main() -> ExitCode {
         Cmd::Bench(args) => bench(&mut r, &args),
         Cmd::Fuzz(args) => fuzz::fuzz(&mut r, args.seconds, &args.targets),
         Cmd::Deny { advisories } => deny::deny(&mut r, advisories),
+        Cmd::Package => package::package(&mut r),
         Cmd::WriterModel(a) => writer_model::run(
             &mut r,
             &writer_model::WriterModelArgs {

@@ -5,6 +5,22 @@
 //! it and returns the process exit code (see [`error`] for the code table). Every command goes
 //! through the driver-api [`regstore_driver_api::Driver`] handle, so it behaves identically on
 //! every backend, and every error names the driver, the path or the configuration key.
+//!
+//! ```
+//! use clap::Parser;
+//! use regstore_cli::{run, Cli};
+//!
+//! # #[tokio::main]
+//! # async fn main() {
+//! let dir = tempfile::tempdir().unwrap();
+//! let config = dir.path().join("config.yml");
+//! let yaml = format!("storage:\n  filesystem:\n    rootdirectory: {}\n", dir.path().join("data").display());
+//! std::fs::write(&config, yaml).unwrap();
+//! // What `regstore --config config.yml --json ls /` does; 0 is success.
+//! let cli = Cli::try_parse_from(["regstore", "--config", config.to_str().unwrap(), "--json", "ls", "/"]).unwrap();
+//! assert_eq!(run(cli).await, 0);
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -18,6 +34,7 @@ pub mod output;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use regstore_driver_api::duration::{parse_duration_with, Syntax};
 
 use crate::config::{process_env, StorageConfig};
 use crate::error::{CliError, CliResult, EXIT_OK};
@@ -193,7 +210,7 @@ pub enum Command {
 pub enum UploadsAction {
     /// List incomplete multipart uploads at or below a path: path, upload id, start time, age.
     Ls {
-        /// Only uploads started longer ago than this (e.g. 90m, 24h, 7d).
+        /// Only uploads started longer ago than this (e.g. 90m, 1.5h, 7d, 2w; a bare number is seconds).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
         older_than: Option<std::time::Duration>,
         /// Storage path: the upload of this path and every upload below it.
@@ -203,7 +220,7 @@ pub enum UploadsAction {
     /// Abort incomplete multipart uploads at or below a path: those older than --older-than,
     /// or with --all every one (a running registry's open pushes would fail).
     Abort {
-        /// Only uploads started longer ago than this (e.g. 90m, 24h, 7d).
+        /// Only uploads started longer ago than this (e.g. 90m, 1.5h, 7d, 2w; a bare number is seconds).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, conflicts_with = "all")]
         older_than: Option<std::time::Duration>,
         /// Abort every upload at or below the path, however recent.
@@ -215,8 +232,14 @@ pub enum UploadsAction {
     },
 }
 
+/// The syntax of `--older-than`: Go's, plus `d`/`w` and bare seconds (`90`), because an
+/// operator's flag is never part of a configuration shared with a Go registry (see
+/// `regstore_driver_api::duration` for which parameter accepts what).
+const DURATION_FLAG_SYNTAX: Syntax = Syntax::GO.with_days_and_weeks().with_bare_seconds();
+
+/// A duration flag; clap names the flag and the value in its error around ours.
 pub(crate) fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
-    output::parse_duration(s)
+    parse_duration_with(s.trim(), DURATION_FLAG_SYNTAX).map_err(|e| e.to_string())
 }
 
 /// What every command gets: how to print and which configuration applies.
@@ -266,4 +289,45 @@ fn report_error(ctx: &Context, e: &CliError) -> i32 {
     }
     eprintln!("regstore: {message}");
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn duration_flags_take_go_syntax_days_weeks_and_bare_seconds() {
+        for (raw, secs) in [
+            ("90", 90.0),
+            ("15m", 900.0),
+            ("1h30m", 5400.0),
+            ("1.5h", 5400.0),
+            ("500ms", 0.5),
+            ("7d", 604_800.0),
+            ("2w", 1_209_600.0),
+            (" 24h ", 86_400.0),
+        ] {
+            assert_eq!(
+                parse_duration_arg(raw),
+                Ok(Duration::from_secs_f64(secs)),
+                "{raw}"
+            );
+        }
+        for bad in ["", "h", "5x", "10m5", "-1h", "1e3s", "7 d"] {
+            let e = parse_duration_arg(bad).expect_err(bad);
+            assert!(e.contains(&format!("{:?}", bad.trim())), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_duration_flag_names_the_flag_and_the_value() {
+        let e = Cli::try_parse_from(["regstore", "uploads", "ls", "--older-than", "5x"])
+            .expect_err("5x is no duration");
+        let text = e.to_string();
+        assert!(
+            text.contains("--older-than") && text.contains("5x"),
+            "{text}"
+        );
+    }
 }

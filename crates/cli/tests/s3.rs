@@ -1,7 +1,7 @@
 //! The `regstore` binary against a real S3 server (RGW or moto) through a real `config.yml`
 //! with an `s3:` section.
 //!
-//! Environment contract (set by `cargo xtask`; see `/work/notes`-style docs in the S3 crate):
+//! Environment contract (set by `cargo xtask`; see the README's table of test variables):
 //! `REGSTORE_S3_ENDPOINT`, `REGSTORE_S3_ACCESS_KEY`, `REGSTORE_S3_SECRET_KEY`,
 //! `REGSTORE_S3_REGION` (default us-east-1), `REGSTORE_S3_BUCKET` (created if missing),
 //! `REGSTORE_S3_V4AUTH` (default true). When they are missing the tests fail if `CI` is set and

@@ -28,6 +28,25 @@
 //! `cargo test` and nextest report each case on its own. Programs (the CLI's `check`, the
 //! xtask) call [`run_all`] and print the serialisable [`Report`].
 //!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use regstore_driver_api::Driver;
+//! use regstore_driver_conformance::{run_all, Fixture, Suite};
+//! use regstore_driver_inmemory::InMemoryDriver;
+//!
+//! # #[tokio::main]
+//! # async fn main() {
+//! let suite = Suite::new(|| async {
+//!     Ok(Fixture::new(Driver::new(Arc::new(InMemoryDriver::new()))))
+//! });
+//! // The cases whose names contain "write_read" (`None` runs them all).
+//! let report = run_all(&suite, Some("write_read")).await;
+//! assert!(report.passed() >= 4);
+//! assert_eq!(report.failed(), 0);
+//! # }
+//! ```
+//!
 //! Each case gets its own fixture from the constructor, so cases run in parallel without
 //! seeing each other's objects. After a case the harness requires `list("/")` to be empty (or
 //! `PathNotFound`) — a driver whose `delete` leaves entries behind fails there — and then runs

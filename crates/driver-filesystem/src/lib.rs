@@ -38,6 +38,25 @@
 //! directory (none when the parents exist, as for most registry writes).
 //!
 //! Blocking file operations run on tokio's blocking pool, at most `maxthreads` at a time.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use regstore_driver_api::Driver;
+//! use regstore_driver_filesystem::FilesystemDriver;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> regstore_driver_api::Result<()> {
+//! let root = tempfile::tempdir().unwrap();
+//! let driver = Driver::new(Arc::new(FilesystemDriver::new(root.path())));
+//! driver.put_content("/docker/registry/v2/blobs/data", "layer").await?;
+//! // The same layout as distribution's filesystem driver: the path is the file.
+//! let on_disk = std::fs::read(root.path().join("docker/registry/v2/blobs/data")).unwrap();
+//! assert_eq!(on_disk, b"layer");
+//! assert_eq!(driver.list("/docker/registry/v2").await?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 

@@ -8,6 +8,33 @@
 //! Layout: only objects are stored, keyed by their full path; a directory is any path that is a
 //! proper prefix (up to a `/`) of an object's path. Directories therefore vanish with their last
 //! object, which is what lets `list("/")` be empty again after a caller deletes what it wrote.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use regstore_driver_api::Driver;
+//! use regstore_driver_inmemory::InMemoryDriver;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> regstore_driver_api::Result<()> {
+//! let driver = Driver::new(Arc::new(InMemoryDriver::new()));
+//! driver.put_content("/repositories/app/_manifests/tags/v1/current/link", "sha256:0123").await?;
+//! let link = driver.get_content("/repositories/app/_manifests/tags/v1/current/link").await?;
+//! assert_eq!(&link[..], b"sha256:0123");
+//!
+//! // A resumable upload: closed, resumed, committed; invisible until the commit.
+//! let mut w = driver.writer("/uploads/1", false).await?;
+//! w.write("hello ").await?;
+//! w.close().await?;
+//! assert!(driver.stat("/uploads/1").await.unwrap_err().is_not_found());
+//! let mut w = driver.writer("/uploads/1", true).await?;
+//! assert_eq!(w.size(), 6);
+//! w.write("world").await?;
+//! w.commit().await?;
+//! assert_eq!(&driver.get_content("/uploads/1").await?[..], b"hello world");
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 

@@ -121,7 +121,9 @@ async fn main() {
     let t = Instant::now();
     let mut ours_entries = 0;
     for _ in 0..rounds {
-        match regstore_driver_s3::fuzz_parse_list(std::hint::black_box(xml.as_bytes())) {
+        match regstore_driver_s3::test_support::fuzz_parse_list(std::hint::black_box(
+            xml.as_bytes(),
+        )) {
             Ok(o) => ours_entries = o.entries.len(),
             Err(e) => {
                 eprintln!("listxml failed: {e}");

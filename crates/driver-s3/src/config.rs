@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use regstore_driver_api::duration::{parse_duration_with, Syntax};
 use regstore_driver_api::{Error, Parameters, Result, Value};
 
 pub use crate::credentials::Credentials;
@@ -281,47 +282,10 @@ fn parse_endpoint(raw: &str, secure: bool) -> Result<url::Url> {
     Ok(url)
 }
 
-/// Parses a Go-style duration (`"20m"`, `"1h30m"`, `"1.5h"`, `"1200s"`, `"500ms"`) or a whole
-/// number of seconds (`1200`, `"1200"`). `None` when the text is neither.
-pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let nanos_per_unit = match &rest[..unit_len] {
-            "ns" => 1e0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += value * nanos_per_unit;
-    }
-    if !total.is_finite() || total > 1e19 {
-        return None;
-    }
-    Some(Duration::from_nanos(total.round() as u64))
-}
+/// The syntax of this driver's duration parameters: Go's, plus a whole number of seconds. They
+/// are regstore's own parameters (distribution's S3 driver has no timeouts), so no `d`/`w`
+/// (see `regstore_driver_api::duration`).
+const DURATION_SYNTAX: Syntax = Syntax::GO.with_bare_seconds();
 
 fn duration_param(
     p: &Parameters,
@@ -343,8 +307,8 @@ fn duration_param(
         Some(Value::Int(i)) => u64::try_from(*i)
             .map(Duration::from_secs)
             .map_err(|_| invalid(key, format!("{}, got {i}", allowed())))?,
-        Some(v @ Value::String(s)) => parse_duration(s)
-            .ok_or_else(|| invalid(key, format!("{}, got {}", allowed(), v.describe())))?,
+        Some(Value::String(s)) => parse_duration_with(s.trim(), DURATION_SYNTAX)
+            .map_err(|e| invalid(key, format!("{}, got {e}", allowed())))?,
         Some(v) => return Err(invalid(key, format!("{}, got {}", allowed(), v.describe()))),
     };
     if d < min || d > max {
@@ -1072,10 +1036,15 @@ idleconntimeout: 15
             "idleconntimeout",
             &["86400s"],
         );
-        assert_eq!(parse_duration("2h3m4s"), Some(Duration::from_secs(7384)));
-        assert_eq!(parse_duration("10us"), Some(Duration::from_micros(10)));
-        assert_eq!(parse_duration(""), None);
-        assert_eq!(parse_duration("1.2.3s"), None);
+        let c = S3Config::from_parameters(&base().with("connecttimeout", "2m3.5s")).unwrap();
+        assert_eq!(c.connect_timeout, Duration::from_millis(123_500));
+        for raw in ["", "1.2.3s", "1e3s", "2 m", "3d"] {
+            assert_err(
+                &base().with("connecttimeout", raw),
+                "connecttimeout",
+                &[&format!("got invalid duration {raw:?}")],
+            );
+        }
     }
 
     #[test]

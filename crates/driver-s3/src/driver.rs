@@ -58,21 +58,7 @@ pub(crate) struct Inner {
 ///   `None` for other methods; `url_key` is the root-prefixed object key.
 #[derive(Debug, Clone)]
 pub struct S3Driver {
-    inner: Arc<Inner>,
-}
-
-/// What the test inspection helper reports about a stored object.
-#[doc(hidden)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInspection {
-    /// `x-amz-server-side-encryption` of the object.
-    pub sse: Option<String>,
-    /// `x-amz-server-side-encryption-aws-kms-key-id` of the object.
-    pub kms_key_id: Option<String>,
-    /// `x-amz-storage-class` of the object (S3 omits it for STANDARD).
-    pub storage_class: Option<String>,
-    /// The ACL's grants as `(grantee, permission)`; `None` when the server refused to answer.
-    pub grants: Option<Vec<(String, String)>>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// An incomplete multipart upload below a driver's root directory, as
@@ -164,42 +150,6 @@ impl S3Driver {
             .create_bucket()
             .await
             .map_err(|e| Error::backend(DRIVER, None, e))
-    }
-
-    /// Reads back the encryption, storage class and ACL S3 recorded for `path`. For header
-    /// tests only; not part of the supported API.
-    #[doc(hidden)]
-    pub async fn inspect_object(&self, path: &StoragePath) -> Result<ObjectInspection> {
-        let key = self.inner.keys.key(path);
-        let head = self
-            .inner
-            .api
-            .head_object(&key)
-            .await
-            .map_err(|e| e.into_error(path))?;
-        let grants = self.inner.api.get_object_acl(&key).await.ok().map(|g| {
-            g.into_iter()
-                .map(|g| (g.grantee, g.permission))
-                .collect::<Vec<_>>()
-        });
-        Ok(ObjectInspection {
-            sse: head.sse,
-            kms_key_id: head.kms_key_id,
-            storage_class: head.storage_class,
-            grants,
-        })
-    }
-
-    /// Stores `data` under the raw `key` relative to the root directory, bypassing path
-    /// validation (tests use it for folder markers such as `dir/`). Not part of the API.
-    #[doc(hidden)]
-    pub async fn put_raw_key(&self, relative_key: &str, data: Bytes) -> Result<()> {
-        let key = format!("{}{}", self.inner.keys.root(), relative_key);
-        self.inner
-            .api
-            .put_object(&key, data, &self.inner.headers)
-            .await
-            .map_err(|e| e.into_error(relative_key))
     }
 
     /// Aborts every multipart upload under the root directory and returns how many. For test

@@ -7,7 +7,8 @@ mod common;
 
 use bytes::Bytes;
 use regstore_driver_api::{Parameters, StorageDriver, StoragePath};
-use regstore_driver_s3::{ObjectInspection, S3Driver};
+use regstore_driver_s3::test_support::{ObjectInspection, S3DriverTestExt};
+use regstore_driver_s3::S3Driver;
 
 use common::MIB;
 

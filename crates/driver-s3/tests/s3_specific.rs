@@ -7,6 +7,7 @@ mod common;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use regstore_driver_api::{Driver, StorageDriver, StoragePath, WalkControl, WalkOptions};
+use regstore_driver_s3::test_support::S3DriverTestExt;
 use regstore_driver_s3::{S3Config, S3Driver};
 
 use common::MIB;

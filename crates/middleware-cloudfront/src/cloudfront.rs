@@ -7,15 +7,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use regstore_driver_api::{
-    Error, MiddlewareFactory, Parameters, RedirectMethod, RedirectRequest, Result, StorageDriver,
-    StoragePath, Value,
+    forward_storage_driver, Error, MiddlewareFactory, Parameters, RedirectMethod, RedirectRequest,
+    Result, StorageDriver, StoragePath, Value,
 };
 
 use crate::cidr::Cidr;
-use crate::duration::parse_go_duration;
 use crate::ipfilter::{AwsIpFilter, IpFilterConfig};
 use crate::sign::{HashAlgorithm, SignError, UrlSigner};
-use crate::{forwarding_driver, strict_string, CLOUDFRONT};
+use crate::{strict_string, CLOUDFRONT};
+use regstore_driver_api::duration::parse_duration;
 
 /// How long signed URLs stay valid unless `duration` says otherwise.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(20 * 60);
@@ -197,13 +197,14 @@ fn parse_base_url(params: &Parameters) -> Result<url::Url> {
     Ok(u)
 }
 
-/// A Go duration option; `None` when absent. Durations must be positive.
+/// A Go duration option (distribution parses these with `time.ParseDuration`: no `d` or `w`,
+/// no bare numbers); `None` when absent. Durations must be positive.
 fn duration_option(params: &Parameters, key: &str) -> Result<Option<Duration>> {
     match params.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => {
             let d =
-                parse_go_duration(s.trim()).map_err(|e| bad(key, format!("invalid {key}: {e}")))?;
+                parse_duration(s.trim()).map_err(|e| bad(key, format!("invalid {key}: {e}")))?;
             if d.is_zero() {
                 return Err(bad(
                     key,
@@ -414,8 +415,9 @@ impl CloudFrontMiddleware {
     }
 }
 
-forwarding_driver!(
+forward_storage_driver!(
     CloudFrontMiddleware,
+    inner,
     async fn redirect_url(
         &self,
         request: &RedirectRequest,

@@ -1,7 +1,8 @@
 //! Storage middlewares for regstore: CloudFront signed URLs, redirect and rewrite.
 //!
 //! A middleware wraps any `Arc<dyn StorageDriver>`, forwards every operation to it unchanged
-//! (errors keep naming the wrapped driver) and answers only
+//! (errors keep naming the wrapped driver; [`regstore_driver_api::forward_storage_driver!`] writes
+//! that part) and answers only
 //! [`StorageDriver::redirect_url`](regstore_driver_api::StorageDriver::redirect_url) differently:
 //!
 //! * [`CloudFrontMiddleware`] (`cloudfront`) — a CloudFront signed URL for the object's key
@@ -18,6 +19,25 @@
 //!
 //! Options are parsed like distribution parses them (reference §3); differences are documented
 //! on each options type.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use regstore_driver_api::{Driver, Parameters, RedirectRequest, StorageDriver};
+//! use regstore_driver_inmemory::InMemoryDriver;
+//! use regstore_middleware_cloudfront::RedirectMiddleware;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> regstore_driver_api::Result<()> {
+//! let backend: Arc<dyn StorageDriver> = Arc::new(InMemoryDriver::new());
+//! let options = Parameters::new().with("baseurl", "https://cdn.example/registry");
+//! let driver = Driver::new(Arc::new(RedirectMiddleware::from_parameters(backend, &options)?));
+//! driver.put_content("/blobs/data", "layer").await?; // forwarded to the backend
+//! let url = driver.redirect_url(&RedirectRequest::get(), "/blobs/data").await?;
+//! assert_eq!(url.unwrap().as_str(), "https://cdn.example/registry/blobs/data");
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -27,7 +47,6 @@ use regstore_driver_api::{Parameters, Registry, Value};
 
 mod cidr;
 mod cloudfront;
-pub mod duration;
 pub mod ipfilter;
 mod redirect;
 mod rewrite;
@@ -66,92 +85,3 @@ fn strict_string(params: &Parameters, key: &str) -> Result<Option<String>, ()> {
         Some(_) => Err(()),
     }
 }
-
-/// Implements [`regstore_driver_api::StorageDriver`] for a middleware type with an `inner:
-/// Arc<dyn StorageDriver>` field by forwarding every method except the `redirect_url` given.
-macro_rules! forwarding_driver {
-    ($ty:ty, $($redirect:tt)*) => {
-        #[regstore_driver_api::async_trait]
-        impl regstore_driver_api::StorageDriver for $ty {
-            fn name(&self) -> &str {
-                self.inner.name()
-            }
-
-            async fn get_content(
-                &self,
-                path: &regstore_driver_api::StoragePath,
-            ) -> regstore_driver_api::Result<bytes::Bytes> {
-                self.inner.get_content(path).await
-            }
-
-            async fn put_content(
-                &self,
-                path: &regstore_driver_api::StoragePath,
-                content: bytes::Bytes,
-            ) -> regstore_driver_api::Result<()> {
-                self.inner.put_content(path, content).await
-            }
-
-            async fn reader(
-                &self,
-                path: &regstore_driver_api::StoragePath,
-                offset: u64,
-            ) -> regstore_driver_api::Result<regstore_driver_api::ByteStream> {
-                self.inner.reader(path, offset).await
-            }
-
-            async fn writer(
-                &self,
-                path: &regstore_driver_api::StoragePath,
-                append: bool,
-            ) -> regstore_driver_api::Result<Box<dyn regstore_driver_api::FileWriter>> {
-                self.inner.writer(path, append).await
-            }
-
-            async fn stat(
-                &self,
-                path: &regstore_driver_api::StoragePath,
-            ) -> regstore_driver_api::Result<regstore_driver_api::FileInfo> {
-                self.inner.stat(path).await
-            }
-
-            async fn list(
-                &self,
-                path: &regstore_driver_api::StoragePath,
-            ) -> regstore_driver_api::Result<Vec<regstore_driver_api::StoragePath>> {
-                self.inner.list(path).await
-            }
-
-            async fn move_object(
-                &self,
-                src: &regstore_driver_api::StoragePath,
-                dst: &regstore_driver_api::StoragePath,
-            ) -> regstore_driver_api::Result<()> {
-                self.inner.move_object(src, dst).await
-            }
-
-            async fn delete(
-                &self,
-                path: &regstore_driver_api::StoragePath,
-            ) -> regstore_driver_api::Result<()> {
-                self.inner.delete(path).await
-            }
-
-            async fn walk(
-                &self,
-                from: &regstore_driver_api::StoragePath,
-                options: &regstore_driver_api::WalkOptions,
-                f: &mut regstore_driver_api::WalkFn<'_>,
-            ) -> regstore_driver_api::Result<()> {
-                self.inner.walk(from, options, f).await
-            }
-
-            fn url_key(&self, path: &regstore_driver_api::StoragePath) -> String {
-                self.inner.url_key(path)
-            }
-
-            $($redirect)*
-        }
-    };
-}
-pub(crate) use forwarding_driver;

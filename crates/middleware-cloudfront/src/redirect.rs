@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use regstore_driver_api::{
-    Error, MiddlewareFactory, Parameters, RedirectMethod, RedirectRequest, Result, StorageDriver,
-    StoragePath,
+    forward_storage_driver, Error, MiddlewareFactory, Parameters, RedirectMethod, RedirectRequest,
+    Result, StorageDriver, StoragePath,
 };
 
-use crate::{forwarding_driver, strict_string, REDIRECT};
+use crate::{strict_string, REDIRECT};
 
 fn bad(message: impl Into<String>) -> Error {
     Error::invalid_parameter(REDIRECT, "baseurl", message)
@@ -78,8 +78,9 @@ impl RedirectMiddleware {
     }
 }
 
-forwarding_driver!(
+forward_storage_driver!(
     RedirectMiddleware,
+    inner,
     async fn redirect_url(
         &self,
         request: &RedirectRequest,

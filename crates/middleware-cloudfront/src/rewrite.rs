@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use regstore_driver_api::{
-    Error, MiddlewareFactory, Parameters, RedirectRequest, Result, StorageDriver, StoragePath,
+    forward_storage_driver, Error, MiddlewareFactory, Parameters, RedirectRequest, Result,
+    StorageDriver, StoragePath,
 };
 
-use crate::{forwarding_driver, strict_string, REWRITE};
+use crate::{strict_string, REWRITE};
 
 fn bad(key: &str, message: impl Into<String>) -> Error {
     Error::invalid_parameter(REWRITE, key, message)
@@ -120,8 +121,9 @@ impl RewriteMiddleware {
     }
 }
 
-forwarding_driver!(
+forward_storage_driver!(
     RewriteMiddleware,
+    inner,
     async fn redirect_url(
         &self,
         request: &RedirectRequest,
