@@ -436,7 +436,7 @@ async fn cache_single_flight_refresh_and_no_sticky_failure() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
     std::fs::write(&file, "t").unwrap();
-    // Generation n hands out key ASIAGEN<n> valid for 2 s; `fail` makes the endpoint 500.
+    // Generation n hands out key ASIAGEN<n> valid for 4 s; `fail` makes the endpoint 500.
     let generation = Arc::new(AtomicU32::new(0));
     let fail = Arc::new(Mutex::new(false));
     let (g, f) = (Arc::clone(&generation), Arc::clone(&fail));
@@ -448,7 +448,7 @@ async fn cache_single_flight_refresh_and_no_sticky_failure() {
         let n = g.fetch_add(1, Ordering::SeqCst) + 1;
         reply(
             200,
-            Creds::expiring_in(&format!("ASIAGEN{n}"), SECRET, None, 2).json(),
+            Creds::expiring_in(&format!("ASIAGEN{n}"), SECRET, None, 4).json(),
         )
     });
     let cache = Arc::new(container_cache(&s, &file));
@@ -470,20 +470,20 @@ async fn cache_single_flight_refresh_and_no_sticky_failure() {
     }
     assert_eq!(s.hits().len(), 1, "single flight");
 
-    // Refreshed before expiry (2 s lifetime → refresh after 1 s).
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Refreshed before expiry (4 s lifetime → refresh after 2 s).
+    tokio::time::sleep(Duration::from_millis(2300)).await;
     assert_eq!(
         cache.credentials().await.unwrap().aws_access_key_id(),
         "ASIAGEN2"
     );
 
     // A failed refresh while the old keys are still valid: served, not cached as failure.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2300)).await;
     *fail.lock().unwrap() = true;
     let old = cache.credentials().await.expect("still-valid keys served");
     assert_eq!(old.aws_access_key_id(), "ASIAGEN2");
     // Once they expired, the failure is reported, naming the source, without secrets.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     let e = cache
         .credentials()
         .await

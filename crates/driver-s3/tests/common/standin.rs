@@ -137,7 +137,7 @@ impl Creds {
             secret: secret.into(),
             token: token.map(Into::into),
             expiration: (chrono::Utc::now() + chrono::Duration::seconds(secs))
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         }
     }
 
