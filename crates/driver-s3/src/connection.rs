@@ -103,7 +103,10 @@ impl S3Connection {
             name: config.region.clone(),
             endpoint: endpoint_string(&config),
         };
-        let credentials = Arc::new(CredentialsProvider::new(&config.credentials));
+        let credentials = Arc::new(CredentialsProvider::for_region(
+            &config.credentials,
+            &config.region,
+        ));
         let stats = Arc::new(RequestStats::new());
         let dispatcher = match http {
             Some(http) => Ok(Dispatcher::with_http(

@@ -1,17 +1,34 @@
 //! Where the driver's AWS credentials come from, and a provider that hands them to the signers.
 //!
 //! Static keys from the configuration win when both `accesskey` and `secretkey` are non-empty
-//! (as in distribution v3); otherwise rusoto's provider chain (environment, shared profile,
-//! container role, instance metadata) is asked, and its answer cached until shortly before it
-//! expires. Secrets never reach `Debug`, logs or error messages.
+//! (as in distribution v3); otherwise the AWS SDKs' default chain is walked (see
+//! [`chain`](self::chain): environment, web identity, profile, container endpoint, instance
+//! metadata), and its answer cached until shortly before it expires. Refreshes are single
+//! flight; a failed refresh is never cached. Secrets never reach `Debug`, logs or error
+//! messages.
+
+mod chain;
+mod container;
+mod env;
+mod http;
+mod imds;
+mod json;
+mod process;
+mod profile;
+mod sts;
+#[cfg(test)]
+mod tests_sources;
+mod web_identity;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use rusoto_credential::{AwsCredentials, ChainProvider, CredentialsError, ProvideAwsCredentials};
-use tokio::sync::Mutex;
+use rusoto_credential::{AwsCredentials, CredentialsError};
+
+pub(crate) use chain::{Chain, Options};
+pub(crate) use env::Vars;
 
 /// The credentials the configuration asks for.
 ///
@@ -28,8 +45,9 @@ pub enum Credentials {
         /// A session token for temporary credentials (sent as `x-amz-security-token`).
         session_token: Option<String>,
     },
-    /// rusoto's default chain: environment variables, shared profile, container (ECS) role,
-    /// EC2 instance metadata.
+    /// The AWS SDKs' default chain, read from the process environment when the driver is
+    /// built: environment keys, web identity, shared profile, container endpoint, EC2 instance
+    /// metadata (docs/aws.md).
     Chain,
 }
 
@@ -61,23 +79,122 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Refresh chain credentials this long before they expire, so a presigned URL made from them
-/// still has a useful lifetime and a request signed with them does not race the expiry.
+/// Refresh chain credentials this long before they expire (at most half their lifetime), so a
+/// presigned URL made from them still has a useful lifetime and a request signed with them
+/// does not race the expiry.
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
+/// Credentials without an expiry (environment, profile keys) are looked up again after this,
+/// so an edited credentials file is seen without a restart.
+const NO_EXPIRY_REUSE: Duration = Duration::from_secs(15 * 60);
+
+/// After a failed refresh, still-valid credentials are served for this long before the next
+/// attempt, so an outage of the source does not add its time-out to every request.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+/// Cached chain credentials and when to look again.
+struct Cached {
+    creds: Arc<AwsCredentials>,
+    refresh_at: Instant,
+    retry_after: Option<Instant>,
+}
+
+impl Cached {
+    fn new(creds: AwsCredentials) -> Self {
+        let now = Instant::now();
+        let refresh_at = match time_to_expiry(&creds) {
+            None => now + NO_EXPIRY_REUSE,
+            Some(left) => now + left - REFRESH_MARGIN.min(left / 2),
+        };
+        Cached {
+            creds: Arc::new(creds),
+            refresh_at,
+            retry_after: None,
+        }
+    }
+
+    /// The credentials, if they may be used without asking the chain.
+    fn usable(&self, now: Instant) -> Option<Arc<AwsCredentials>> {
+        let backing_off = self.retry_after.is_some_and(|t| now < t) && !is_expired(&self.creds);
+        (now < self.refresh_at || backing_off).then(|| Arc::clone(&self.creds))
+    }
+}
+
+fn is_expired(c: &AwsCredentials) -> bool {
+    c.expires_at().is_some_and(|at| at <= Utc::now())
+}
+
+/// The chain with its cache. A refresh holds `flight`, so concurrent requests wait for one
+/// lookup instead of starting their own.
+pub(crate) struct ChainCache {
+    chain: Chain,
+    cached: std::sync::Mutex<Option<Cached>>,
+    flight: tokio::sync::Mutex<()>,
+}
+
+impl ChainCache {
+    /// A cache over `chain`, empty.
+    pub(crate) fn new(chain: Chain) -> Self {
+        ChainCache {
+            chain,
+            cached: std::sync::Mutex::new(None),
+            flight: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn usable(&self) -> Option<Arc<AwsCredentials>> {
+        let guard = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().and_then(|c| c.usable(Instant::now()))
+    }
+
+    /// Cached credentials, or a fresh lookup. When the lookup fails and the cached credentials
+    /// have not expired yet, they are served (and the lookup retried a few seconds later);
+    /// otherwise the failure is returned and nothing is cached.
+    pub(crate) async fn credentials(&self) -> Result<Arc<AwsCredentials>, CredentialsError> {
+        if let Some(c) = self.usable() {
+            return Ok(c);
+        }
+        let _flight = self.flight.lock().await;
+        if let Some(c) = self.usable() {
+            return Ok(c); // another request refreshed while this one waited
+        }
+        match self.chain.resolve().await {
+            Ok((creds, source)) => {
+                tracing::debug!(
+                    source,
+                    access_key = %key_hint(creds.aws_access_key_id()),
+                    expires_at = ?creds.expires_at(),
+                    "s3aws: fetched credentials"
+                );
+                let cached = Cached::new(creds);
+                let out = Arc::clone(&cached.creds);
+                *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(cached);
+                Ok(out)
+            }
+            Err(e) => {
+                let mut guard = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(old) = guard.as_mut().filter(|c| !is_expired(&c.creds)) {
+                    tracing::warn!(
+                        error = %e,
+                        expires_at = ?old.creds.expires_at(),
+                        "s3aws: credential refresh failed; using the current credentials until \
+                         they expire"
+                    );
+                    old.retry_after = Some(Instant::now() + RETRY_AFTER_FAILURE);
+                    return Ok(Arc::clone(&old.creds));
+                }
+                Err(CredentialsError::new(e))
+            }
+        }
+    }
+}
+
 /// Hands out signing credentials for [`Credentials`].
-///
-/// The chain variant caches successful answers only: rusoto's `AutoRefreshingProvider` caches a
-/// failed lookup forever, so one instance-metadata hiccup at startup would disable the driver
-/// until restart. Here a failure is returned to the caller and the next request asks again.
 pub(crate) enum CredentialsProvider {
     /// Fixed keys (shared: every request borrows them, none copies the secret).
     Static(Arc<AwsCredentials>),
-    /// rusoto's chain (boxed: it is large) with a success-only cache.
-    Chain {
-        chain: Box<ChainProvider>,
-        cached: Mutex<Option<Arc<AwsCredentials>>>,
-    },
+    /// The default chain (boxed: it is large) with its cache.
+    Chain(Box<ChainCache>),
 }
 
 impl fmt::Debug for CredentialsProvider {
@@ -87,14 +204,21 @@ impl fmt::Debug for CredentialsProvider {
                 .debug_tuple("Static")
                 .field(&key_hint(c.aws_access_key_id()))
                 .finish(),
-            CredentialsProvider::Chain { .. } => f.write_str("Chain"),
+            CredentialsProvider::Chain(_) => f.write_str("Chain"),
         }
     }
 }
 
 impl CredentialsProvider {
-    /// A provider for `credentials`.
+    /// A provider for `credentials`; the chain's STS calls default to us-east-1.
+    #[cfg(test)]
     pub(crate) fn new(credentials: &Credentials) -> Self {
+        Self::for_region(credentials, "us-east-1")
+    }
+
+    /// A provider for `credentials` of a driver in `region` (the chain's default STS region).
+    /// The chain reads the process environment now.
+    pub(crate) fn for_region(credentials: &Credentials, region: &str) -> Self {
         match credentials {
             Credentials::Static {
                 access_key,
@@ -106,39 +230,25 @@ impl CredentialsProvider {
                 session_token.clone(),
                 None,
             ))),
-            Credentials::Chain => CredentialsProvider::Chain {
-                chain: Box::new(ChainProvider::new()),
-                cached: Mutex::new(None),
-            },
+            Credentials::Chain => CredentialsProvider::Chain(Box::new(ChainCache::new(
+                Chain::new(Vars::from_process(), Options::new(region)),
+            ))),
         }
     }
 
     /// Current credentials. Chain credentials are reused until [`REFRESH_MARGIN`] before their
-    /// expiry. The error message is rusoto's and names the sources it tried, not secrets.
-    /// Shared, so handing them to each request copies no key material.
+    /// expiry. The error names the failing source and why, never a secret. Shared, so handing
+    /// them to each request copies no key material.
     pub(crate) async fn credentials(&self) -> Result<Arc<AwsCredentials>, CredentialsError> {
         match self {
             CredentialsProvider::Static(c) => Ok(Arc::clone(c)),
-            CredentialsProvider::Chain { chain, cached } => {
-                let mut guard = cached.lock().await;
-                if let Some(c) = guard.as_ref() {
-                    if !expires_within(c, REFRESH_MARGIN) {
-                        return Ok(Arc::clone(c));
-                    }
-                }
-                let fresh = Arc::new(chain.credentials().await?);
-                tracing::debug!(
-                    expires_at = ?fresh.expires_at(),
-                    "s3aws: fetched credentials from the provider chain"
-                );
-                *guard = Some(Arc::clone(&fresh));
-                Ok(fresh)
-            }
+            CredentialsProvider::Chain(cache) => cache.credentials().await,
         }
     }
 }
 
 /// Whether `c` expires less than `margin` from now (never, for credentials without expiry).
+#[cfg(test)]
 fn expires_within(c: &AwsCredentials, margin: Duration) -> bool {
     match c.expires_at() {
         None => false,
