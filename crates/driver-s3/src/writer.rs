@@ -516,7 +516,12 @@ impl S3Writer {
             return Ok(());
         }
         if !last && !self.has_tail {
-            self.put_tail(Bytes::new()).await?;
+            if let Err(e) = self.put_tail(Bytes::new()).await {
+                // The bytes are buffered and counted already: a caller retrying the write
+                // would duplicate them, so the writer takes no more (as after a failed part).
+                self.failed = Some(e.to_string());
+                return Err(e);
+            }
         }
         while self.in_flight.len() >= self.concurrency {
             if let Some(joined) = self.in_flight.next().await {

@@ -761,3 +761,52 @@ async fn honest_multi_page_listings_are_followed_to_the_end() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_failed_tail_record_ends_the_writer_so_a_retried_write_cannot_duplicate_bytes() {
+    // The first PutObject (the empty tail record stored before the first part) is refused,
+    // later ones succeed. The bytes of the failed write are already buffered: had the writer
+    // accepted the caller's retry, the object would hold them twice.
+    let puts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&puts);
+    let endpoint =
+        serve(
+            move |req| match (req.method.as_str(), req.query.contains_key("uploadId")) {
+                ("POST", false) => answer(
+                    "200 OK",
+                    &[("Content-Type", "application/xml")],
+                    b"<InitiateMultipartUploadResult><Bucket>hostile</Bucket><Key>k</Key>\
+                  <UploadId>u1</UploadId></InitiateMultipartUploadResult>",
+                ),
+                ("PUT", false) => {
+                    if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        answer(
+                            "403 Forbidden",
+                            &[("Content-Type", "application/xml")],
+                            b"<Error><Code>AccessDenied</Code><Message>no</Message></Error>",
+                        )
+                    } else {
+                        answer("200 OK", &[("ETag", "\"t\"")], b"")
+                    }
+                }
+                ("PUT", true) => answer("200 OK", &[("ETag", "\"p\"")], b""),
+                _ => answer("501 Not Implemented", &[], b""),
+            },
+        )
+        .await;
+    let d = driver(&endpoint, &[("chunksize", "5242880")]);
+    let mut w = bounded("writer", d.writer(&path("/h1/tail"), false))
+        .await
+        .unwrap_or_else(|e| panic!("writer: {e}"));
+    let part = bytes::Bytes::from(vec![7u8; 5 * 1024 * 1024]);
+    let first = bounded("write", w.write(part.clone())).await;
+    let e = first.expect_err("the refused tail record must fail the write");
+    assert_names_path(&e, "/h1/tail");
+    let retried = bounded("write again", w.write(part)).await;
+    assert!(
+        retried.is_err(),
+        "a retried write after a failed record must be refused (size now {})",
+        w.size()
+    );
+    assert_eq!(puts.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
