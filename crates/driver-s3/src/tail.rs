@@ -45,6 +45,9 @@ pub(crate) const MAX_PART_NUMBER: i64 = 10_000;
 /// Longest header accepted when reading a record (the key is at most 1,024 bytes).
 const MAX_HEADER: usize = 4096;
 
+/// The largest record a reader accepts: a header and a payload shorter than the largest part.
+pub(crate) const MAX_RECORD: u64 = MAX_PART + MAX_HEADER as u64;
+
 /// The key prefix of every tail record under `root` (`""` or ending in `/`).
 pub(crate) fn tails_prefix(root: &str) -> String {
     format!("{root}{TAILS_DIR}/")

@@ -689,7 +689,7 @@ async fn read_tail(
     };
     // A record holds less than one part; refuse to buffer more than the largest one could be.
     match len {
-        Some(n) if n <= crate::tail::MAX_PART + 4096 => {}
+        Some(n) if n <= crate::tail::MAX_RECORD => {}
         _ => return Err(damaged(format!("has an unexpected length ({len:?})"))),
     }
     let raw = collect(len, body, path).await?;
