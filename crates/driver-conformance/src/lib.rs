@@ -69,6 +69,10 @@ pub use harness::{
     Teardown, WalkOrder, DEFAULT_PART_SIZE, MAX_REDIRECT_RETRIES,
 };
 
+/// The suite's deterministic generator, public so that tests, fault plans and benchmarks built
+/// on this crate draw the same reproducible bytes and choices.
+pub use data::{splitmix64, Stream64};
+
 /// Names of every case, in the order [`run_all`] runs and reports them.
 pub const CASES: &[&str] = cases::NAMES;
 
