@@ -210,6 +210,8 @@ macro_rules! __conformance_case_list {
             { append_straddling_part_size }
             { move_missing_source_keeps_destination }
             { negative_offset }
+            { closed_upload_invisible_and_resumable }
+            { cancel_discards_resumed_upload }
         }
     };
 }
