@@ -122,7 +122,7 @@ async fn aws_clients_get_a_working_s3_url_others_cloudfront() {
     let root = unique_root();
     let s3 = s3_driver(&env, &root).await;
     let origin: Arc<dyn StorageDriver> = Arc::new(s3.clone());
-    let ranges = RangesServer::start(200, &ranges_json(&[("127.0.0.0/8", "us-east-1")], &[])).await;
+    let ranges = RangesServer::json(200, ranges_json(&[("127.0.0.0/8", "us-east-1")], &[])).await;
     let edge = FakeCloudFront::start(origin.clone(), "KS3", &root).await;
     let (_dir, key) = key_file("rsa2048-pkcs1.pem");
     let mw = cloudfront_over(

@@ -8,7 +8,9 @@
 //! * [`unique`]: names no other run uses (root directories, buckets, prefixes);
 //! * [`content`] and [`SplitMix64`]: reproducible pseudo-random bytes;
 //! * [`loopback_upstream`]: the loopback address of a server, for the fault proxy and other
-//!   stand-ins that forward to it.
+//!   stand-ins that forward to it;
+//! * [`ReplyServer`]: a fixed-answer HTTP stand-in that counts requests (ip-ranges lists,
+//!   credential endpoints, a refusing S3).
 //!
 //! Dev-only (`publish = false`), and deliberately free of backend crates: a driver's tests build
 //! their driver from [`S3Env::params`] themselves, so no dependency cycle can form.
@@ -16,6 +18,7 @@
 mod content;
 mod env;
 mod names;
+mod server;
 
 pub use content::{content, splitmix64, SplitMix64};
 pub use env::{
@@ -23,3 +26,4 @@ pub use env::{
     TEST_CHUNK_SIZE,
 };
 pub use names::unique;
+pub use server::ReplyServer;
