@@ -1,5 +1,6 @@
-//! `cargo xtask bench --backend s3`: Garage on 127.0.0.1, then `regstore-bench run` (crates/bench)
-//! measuring regstore's S3 driver, object_store's S3 backend and curl side by side.
+//! `cargo xtask bench-s3`: Garage on 127.0.0.1, then `regstore-bench-s3-peers run`
+//! (crates/bench-s3-peers) measuring regstore's S3 driver, object_store's S3 backend and curl
+//! side by side.
 //!
 //! Garage is installed once with `cargo install garage@2.5.0 --locked --root target/tools`
 //! (about 7 minutes on 2 cores) and reused from there. Each run starts a fresh single-node
@@ -11,8 +12,9 @@
 //! Outputs: `target/bench/s3.json` (every sample, medians, target checks), `target/bench/s3.md`
 //! (the table of `docs/benchmarks.md`), `docs/benchmarks/s3.svg` (the chart).
 //! Extra arguments for the benchmark binary (`--reps 5`, `--size-mib 256`, …) go in
-//! `REGSTORE_BENCH_ARGS`, split on whitespace. `REGSTORE_BENCH_BIN` names a `regstore-bench` built
-//! earlier to run instead of building one (before/after comparisons on the same set-up).
+//! `REGSTORE_BENCH_ARGS`, split on whitespace. `REGSTORE_BENCH_BIN` names a
+//! `regstore-bench-s3-peers` built earlier to run instead of building one (before/after
+//! comparisons on the same set-up).
 
 use std::fs;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -227,7 +229,10 @@ api_bind_addr = "127.0.0.1:{admin}"
 /// The S3 benchmark; `filter` keeps the scenarios whose name contains it.
 pub fn s3(r: &mut Runner, filter: Option<&str>) -> Result<()> {
     let root = workspace_root();
-    let bench_manifest = root.join("crates").join("bench").join("Cargo.toml");
+    let bench_manifest = root
+        .join("crates")
+        .join("bench-s3-peers")
+        .join("Cargo.toml");
     let target = root.join("target");
     let out = target.join("bench");
     // REGSTORE_BENCH_BIN runs a binary built earlier (for example from another commit, to
@@ -241,8 +246,8 @@ pub fn s3(r: &mut Runner, filter: Option<&str>) -> Result<()> {
                 .arg(&bench_manifest)
                 .arg("--target-dir")
                 .arg(&target);
-            r.run("build regstore-bench (release)", &mut build)?;
-            target.join("release").join("regstore-bench")
+            r.run("build regstore-bench-s3-peers (release)", &mut build)?;
+            target.join("release").join("regstore-bench-s3-peers")
         }
     };
     let bin = ensure_garage(r)?;

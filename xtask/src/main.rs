@@ -53,8 +53,14 @@ enum Cmd {
     /// What `.ci/run` runs after `cargo xtask test`: the main job (`regstore check`), the SigV2
     /// conformance run on RGW and the SigV4 one at the driver's default chunksize.
     Ci,
-    /// The conformance crate's benchmark set against the embedded backends.
+    /// The shared benchmark scenarios (driver-conformance's `bench` module, also behind
+    /// `regstore bench`) against the embedded backends (release build of xtask/bench-embedded).
     Bench(BenchArgs),
+    /// regstore's S3 driver vs object_store's S3 backend vs curl on a local Garage
+    /// (crates/bench-s3-peers, release build). Extra benchmark arguments go in
+    /// REGSTORE_BENCH_ARGS; see docs/benchmarks.md.
+    #[command(name = "bench-s3")]
+    BenchS3(BenchS3Args),
     /// Run every cargo-fuzz target of fuzz/ for a bounded time (installs cargo-fuzz under
     /// target/tools; RUSTC_BOOTSTRAP=1 lets the stable toolchain build them).
     Fuzz(FuzzArgs),
@@ -224,8 +230,9 @@ struct FuzzArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Backend to benchmark; all embedded backends when omitted.
-    #[arg(long, value_enum)]
+    /// Embedded backend to benchmark (inmemory or filesystem); both when omitted. S3 is
+    /// `cargo xtask bench-s3`.
+    #[arg(long, value_parser = embedded_backend)]
     backend: Option<Backend>,
     /// Repetitions of each operation.
     #[arg(long, default_value_t = 10)]
@@ -234,6 +241,30 @@ struct BenchArgs {
     #[arg(long)]
     large: bool,
     /// Only the benchmarks whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+/// `--backend` of `cargo xtask bench`: the embedded backends only, and a pointer to
+/// `bench-s3` instead of a silent switch to a benchmark that takes other options.
+fn embedded_backend(s: &str) -> Result<Backend, String> {
+    match s {
+        "inmemory" => Ok(Backend::Inmemory),
+        "filesystem" => Ok(Backend::Filesystem),
+        "s3" => Err(
+            "S3 is benchmarked by `cargo xtask bench-s3 [--filter TEXT]` (regstore vs \
+                     object_store vs curl on Garage); it takes neither --iterations nor --large"
+                .into(),
+        ),
+        _ => Err(format!(
+            "unknown backend {s:?}: expected inmemory or filesystem"
+        )),
+    }
+}
+
+#[derive(Args)]
+struct BenchS3Args {
+    /// Only the scenarios whose name contains this (passed to the benchmark as `--only`).
     #[arg(long)]
     filter: Option<String>,
 }
@@ -257,6 +288,7 @@ fn main() -> ExitCode {
         Cmd::Test { .. } => test(&mut r),
         Cmd::Ci => ci(&mut r),
         Cmd::Bench(args) => bench(&mut r, &args),
+        Cmd::BenchS3(args) => bench::s3(&mut r, args.filter.as_deref()),
         Cmd::Fuzz(args) => fuzz::fuzz(&mut r, args.seconds, &args.targets),
         Cmd::Deny { advisories } => deny::deny(&mut r, advisories),
         Cmd::Package => package::package(&mut r),
@@ -637,15 +669,22 @@ fn print_env() -> Result<()> {
 
 fn bench(r: &mut Runner, args: &BenchArgs) -> Result<()> {
     let backends: Vec<&str> = match args.backend {
-        // Garage, regstore vs object_store vs curl: crates/bench, driven by bench.rs.
-        Some(Backend::S3) => return bench::s3(r, args.filter.as_deref()),
         Some(Backend::Inmemory) => vec!["inmemory"],
         Some(Backend::Filesystem) => vec!["filesystem"],
+        // `embedded_backend` never yields S3; keep the error should that change.
+        Some(Backend::S3) => bail!("--backend s3: use `cargo xtask bench-s3`"),
         None => vec!["inmemory", "filesystem"],
     };
     let out = workspace_root().join("target").join("bench");
     let mut cmd = cargo();
-    cmd.args(["run", "--release", "--quiet", "-p", "xtask-bench", "--"]);
+    cmd.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "xtask-bench-embedded",
+        "--",
+    ]);
     for b in backends {
         cmd.args(["--backend", b]);
     }

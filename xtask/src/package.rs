@@ -19,8 +19,9 @@ use crate::runner::Runner;
 const UNPUBLISHED: &[&str] = &[
     "regstore-fault-proxy",
     "regstore-security-tests",
+    "regstore-test-support",
     "xtask",
-    "xtask-bench",
+    "xtask-bench-embedded",
 ];
 
 /// Packages every published crate, then runs cargo-machete over the repository.
@@ -35,7 +36,8 @@ pub fn package(r: &mut Runner) -> Result<()> {
 
     let machete = ensure_tool(r, "cargo-machete", "cargo-machete")?;
     let mut cmd = std::process::Command::new(machete);
-    // Without arguments it scans the current directory: the workspace, crates/bench and fuzz/.
+    // Without arguments it scans the current directory: the workspace, crates/bench-s3-peers and
+    // fuzz/.
     cmd.current_dir(crate::workspace_root());
     r.run("cargo machete (unused dependencies)", &mut cmd)
 }

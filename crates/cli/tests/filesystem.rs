@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fs_driver, pseudo_random, sha256_hex, tree_hashes, write_registry_tree, Sandbox};
+use common::{content, fs_driver, sha256_hex, tree_hashes, write_registry_tree, Sandbox};
 
 fn cfg(sb: &Sandbox) -> String {
     sb.fs_config("config.yml", "data").display().to_string()
@@ -13,7 +13,7 @@ fn put_cat_stat_ls_roundtrip() {
     let sb = Sandbox::new();
     let c = cfg(&sb);
     // Larger than the 4 MiB write chunk, so put streams it in several pieces.
-    let data = pseudo_random(7, 9 * 1024 * 1024 + 3);
+    let data = content(7, 9 * 1024 * 1024 + 3);
     let local = sb.path("big.bin");
     std::fs::write(&local, &data).unwrap();
     let put = sb

@@ -1,79 +1,32 @@
 //! The `regstore` binary against a real S3 server (RGW or moto) through a real `config.yml`
 //! with an `s3:` section.
 //!
-//! Environment contract (set by `cargo xtask`; see the README's table of test variables):
-//! `REGSTORE_S3_ENDPOINT`, `REGSTORE_S3_ACCESS_KEY`, `REGSTORE_S3_SECRET_KEY`,
-//! `REGSTORE_S3_REGION` (default us-east-1), `REGSTORE_S3_BUCKET` (created if missing),
-//! `REGSTORE_S3_V4AUTH` (default true). When they are missing the tests fail if `CI` is set and
-//! otherwise print `skipped: <reason>`.
+//! The server comes from the S3 test environment contract of `regstore-test-support` (set by
+//! `cargo xtask test`); without it the tests fail if `CI` is set and otherwise print
+//! `skipped: <reason>`.
 
 mod common;
 
 use std::path::PathBuf;
 
-use common::{fs_driver, tree_hashes, write_registry_tree, Sandbox};
-use regstore_driver_api::{Driver, Parameters};
+use common::{content, fs_driver, tree_hashes, write_registry_tree, Sandbox};
+use regstore_driver_api::Driver;
+use regstore_test_support::{s3_env, unique, S3Env};
 
-struct S3Env {
-    endpoint: String,
-    access_key: String,
-    secret_key: String,
-    region: String,
-    bucket: String,
-    v4auth: bool,
-}
-
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn s3_env() -> Option<S3Env> {
-    let (Some(endpoint), Some(access_key), Some(secret_key)) = (
-        var("REGSTORE_S3_ENDPOINT"),
-        var("REGSTORE_S3_ACCESS_KEY"),
-        var("REGSTORE_S3_SECRET_KEY"),
-    ) else {
-        let reason = "REGSTORE_S3_ENDPOINT, REGSTORE_S3_ACCESS_KEY and REGSTORE_S3_SECRET_KEY \
-                      are not all set (run `cargo xtask conformance --backend s3`)";
-        if std::env::var_os("CI").is_some() {
-            panic!("{reason} (CI is set, so this is a failure, not a skip)");
-        }
-        println!("skipped: {reason}");
-        return None;
-    };
-    Some(S3Env {
-        endpoint,
-        access_key,
-        secret_key,
-        region: var("REGSTORE_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
-        bucket: var("REGSTORE_S3_BUCKET").unwrap_or_else(|| "regstore-test".into()),
-        v4auth: var("REGSTORE_S3_V4AUTH").is_none_or(|v| !v.eq_ignore_ascii_case("false")),
-    })
-}
-
-/// A unique root directory per test run, so runs and tests never see each other's keys.
+/// A root directory no other run uses (`rootdirectory` of the config and the seeding driver).
 fn unique_root(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("cli-tests/{test}-{}-{nanos:x}", std::process::id())
+    unique(&format!("cli-tests/{test}-"))
 }
 
-impl S3Env {
-    fn params(&self, root: &str) -> Parameters {
-        Parameters::new()
-            .with("accesskey", self.access_key.as_str())
-            .with("secretkey", self.secret_key.as_str())
-            .with("region", self.region.as_str())
-            .with("regionendpoint", self.endpoint.as_str())
-            .with("bucket", self.bucket.as_str())
-            .with("rootdirectory", root)
-            .with("v4auth", self.v4auth)
-            .with("chunksize", 5i64 * 1024 * 1024)
-    }
-
+/// What these tests build from the S3 environment: a registry `config.yml` and a driver.
+trait S3EnvExt {
     /// Writes a registry-style config.yml for this server and returns its path.
+    fn config(&self, sb: &Sandbox, name: &str, root: &str) -> PathBuf;
+    /// A driver on `root` (for seeding and verifying), with the bucket created if missing.
+    async fn driver(&self, root: &str) -> (Driver, regstore_driver_s3::S3Driver);
+}
+
+impl S3EnvExt for S3Env {
     fn config(&self, sb: &Sandbox, name: &str, root: &str) -> PathBuf {
         sb.file(
             name,
@@ -92,7 +45,6 @@ impl S3Env {
         )
     }
 
-    /// A driver on `root` (for seeding and verifying), with the bucket created if missing.
     async fn driver(&self, root: &str) -> (Driver, regstore_driver_s3::S3Driver) {
         let cfg =
             regstore_driver_s3::S3Config::from_parameters(&self.params(root)).expect("S3 config");
@@ -121,7 +73,7 @@ async fn file_commands_on_s3() {
     let c = env.config(&sb, "s3.yml", &root);
     let c = c.to_str().unwrap();
 
-    let data = common::pseudo_random(5, 6 * 1024 * 1024 + 1);
+    let data = content(5, 6 * 1024 * 1024 + 1);
     let local = sb.path("blob");
     std::fs::write(&local, &data).unwrap();
     sb.run(&[
@@ -281,9 +233,7 @@ async fn check_on_s3_cleans_its_scratch_prefix() {
 /// 6 MiB (one 5 MiB part is on the server).
 async fn leave_upload(driver: &Driver, path: &str) {
     let mut w = driver.writer(path, false).await.unwrap();
-    w.write(common::pseudo_random(1, 6 * 1024 * 1024))
-        .await
-        .unwrap();
+    w.write(content(1, 6 * 1024 * 1024)).await.unwrap();
     w.close().await.unwrap();
 }
 

@@ -72,7 +72,8 @@ pub fn compare(what: &str, actual: &[u8], expected: &[u8]) -> Result<(), String>
 }
 
 /// A cheap deterministic byte source for multi-GiB streams (SplitMix64), so the 5 GiB case
-/// neither holds the data in memory nor spends its time in a cryptographic generator.
+/// neither holds the data in memory nor spends its time in a cryptographic generator. Also the
+/// generator of regstore's own tests (through `regstore-test-support`).
 #[derive(Debug, Clone)]
 pub struct Stream64 {
     state: u64,
@@ -88,15 +89,40 @@ impl Stream64 {
     /// sequence to be independent of the buffer size; the suite always uses such sizes).
     pub fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
-            self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            let bytes = z.to_le_bytes();
+            let bytes = self.next_u64().to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
     }
+
+    /// The next word of the sequence (SplitMix64's output for the advanced state).
+    pub fn next_u64(&mut self) -> u64 {
+        let z = splitmix64(self.state);
+        self.state = self.state.wrapping_add(GOLDEN_GAMMA);
+        z
+    }
+
+    /// A draw in `0..n` (0 when `n` is 0): reproducible choices for randomised tests and soaks.
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+}
+
+/// SplitMix64's increment (2^64 divided by the golden ratio).
+const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// SplitMix64's output function for `state`: `state` plus the golden gamma, mixed. A tiny,
+/// well-mixed, version-independent function (a `rand` upgrade cannot change what a recorded
+/// seed produces), usable statelessly as a hash of an index (`splitmix64(seed ^ i)`). Every
+/// deterministic generator of regstore's tests, fault plans and benchmarks is built on it.
+pub fn splitmix64(state: u64) -> u64 {
+    let mut z = state.wrapping_add(GOLDEN_GAMMA);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -69,6 +69,10 @@ pub use harness::{
     Teardown, WalkOrder, DEFAULT_PART_SIZE, MAX_REDIRECT_RETRIES,
 };
 
+/// The suite's deterministic generator, public so that tests, fault plans and benchmarks built
+/// on this crate draw the same reproducible bytes and choices.
+pub use data::{splitmix64, Stream64};
+
 /// Names of every case, in the order [`run_all`] runs and reports them.
 pub const CASES: &[&str] = cases::NAMES;
 
@@ -206,6 +210,8 @@ macro_rules! __conformance_case_list {
             { append_straddling_part_size }
             { move_missing_source_keeps_destination }
             { negative_offset }
+            { closed_upload_invisible_and_resumable }
+            { cancel_discards_resumed_upload }
         }
     };
 }

@@ -340,29 +340,6 @@ async fn resume_across_writers_and_driver_instances() {
 }
 
 #[tokio::test]
-async fn append_to_committed_empty_and_missing() {
-    let (_dir, d) = setup();
-    assert!(d.writer("/none", true).await.unwrap_err().is_not_found());
-    let mut w = d.writer("/z", false).await.unwrap();
-    w.commit().await.unwrap();
-    w.close().await.unwrap();
-    assert_eq!(w.size(), 0);
-    assert!(read_all(&d, "/z", 0).await.unwrap().is_empty());
-    let mut w = d.writer("/z", true).await.unwrap();
-    assert_eq!(w.size(), 0);
-    w.write(vec![7u8; 32]).await.unwrap();
-    w.commit().await.unwrap();
-    w.close().await.unwrap();
-    assert_eq!(w.size(), 32);
-    assert_eq!(d.get_content("/z").await.unwrap(), vec![7u8; 32]);
-    d.put_content("/e", Bytes::new()).await.unwrap();
-    let mut w = d.writer("/e", true).await.unwrap();
-    w.write("hello").await.unwrap();
-    w.commit().await.unwrap();
-    assert_eq!(d.get_content("/e").await.unwrap(), "hello");
-}
-
-#[tokio::test]
 async fn cancel_and_drop_leave_nothing_behind() {
     let (dir, d) = setup();
     let uploads = dir.path().join(INTERNAL_DIR).join("uploads");

@@ -7,7 +7,8 @@
 //!
 //! The S3 server comes from the test environment contract (`REGSTORE_S3_ENDPOINT`,
 //! `REGSTORE_S3_ACCESS_KEY`, `REGSTORE_S3_SECRET_KEY`, `REGSTORE_S3_BUCKET`, optional
-//! `REGSTORE_S3_REGION` and `REGSTORE_S3_V4AUTH`) and must be on the loopback interface. A
+//! `REGSTORE_S3_REGION` and `REGSTORE_S3_V4AUTH`; see `regstore-test-support`) and must be on
+//! the loopback interface. A
 //! [`FaultProxy`] in front of it resets, stalls, truncates and answers `503 SlowDown` /
 //! `500 InternalError` for `--rate` of the requests. `--workers` tasks then, until the time is
 //! up, write objects of random sizes (0–12 MiB; `put_content`, multipart writers, writers closed
@@ -24,7 +25,6 @@
 //! passed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,7 @@ use futures::TryStreamExt as _;
 use regstore_driver_api::{Error, Parameters, StorageDriver, StoragePath};
 use regstore_driver_s3::{S3Config, S3Driver};
 use regstore_fault_proxy::{FaultKind, FaultProxy, ProxyConfig};
+use regstore_test_support::{loopback_upstream, S3Env, SplitMix64};
 
 const MIB: usize = 1024 * 1024;
 /// Largest object written.
@@ -90,23 +91,18 @@ fn parse_args() -> Result<Options, String> {
     Ok(o)
 }
 
-/// SplitMix64: per-worker random choices, reproducible from the seed.
-struct Rng(u64);
+/// Per-worker random choices, reproducible from the seed (the tests' SplitMix64).
+struct Rng(SplitMix64);
 
 impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(SplitMix64::new(seed))
+    }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
+        self.0.below(n)
     }
     fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
@@ -119,7 +115,7 @@ struct Pool(Bytes);
 
 impl Pool {
     fn new(seed: u64) -> Self {
-        let mut rng = Rng(seed ^ 0x5EED);
+        let mut rng = Rng::new(seed ^ 0x5EED);
         let mut v = Vec::with_capacity(MAX_OBJECT + POOL_OFFSETS + 8);
         while v.len() < MAX_OBJECT + POOL_OFFSETS {
             v.extend_from_slice(&rng.next().to_le_bytes());
@@ -448,46 +444,18 @@ impl Worker {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn params(endpoint: &str, bucket: &str, root: &str) -> Result<Parameters, String> {
-    let need = |n: &str| env(n).ok_or_else(|| format!("{n} is not set"));
-    Ok(Parameters::new()
-        .with("regionendpoint", endpoint)
-        .with("accesskey", need("REGSTORE_S3_ACCESS_KEY")?)
-        .with("secretkey", need("REGSTORE_S3_SECRET_KEY")?)
-        .with(
-            "region",
-            env("REGSTORE_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
-        )
-        .with("bucket", bucket)
-        .with(
-            "v4auth",
-            env("REGSTORE_S3_V4AUTH").unwrap_or_else(|| "true".into()),
-        )
-        .with("forcepathstyle", "true")
-        .with("chunksize", (5 * MIB).to_string())
-        .with("rootdirectory", root))
+/// The test environment's parameters for `endpoint` (the server itself or the proxy in front).
+fn params(env: &S3Env, endpoint: &str, root: &str) -> Parameters {
+    S3Env {
+        endpoint: endpoint.to_owned(),
+        ..env.clone()
+    }
+    .params(root)
 }
 
 fn driver(p: &Parameters) -> Result<S3Driver, String> {
     let config = S3Config::from_parameters(p).map_err(|e| e.to_string())?;
     S3Driver::new(config).map_err(|e| e.to_string())
-}
-
-fn upstream(endpoint: &str) -> Result<SocketAddr, String> {
-    let url = url::Url::parse(endpoint).map_err(|e| format!("REGSTORE_S3_ENDPOINT: {e}"))?;
-    let host = url.host_str().ok_or("REGSTORE_S3_ENDPOINT has no host")?;
-    let port = url
-        .port_or_known_default()
-        .ok_or("REGSTORE_S3_ENDPOINT has no port")?;
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("resolving {host}: {e}"))?
-        .find(|a| a.ip().is_loopback())
-        .ok_or_else(|| format!("{endpoint} is not on the loopback interface"))
 }
 
 #[tokio::main]
@@ -504,14 +472,14 @@ async fn main() -> ExitCode {
 
 async fn soak() -> Result<bool, String> {
     let o = parse_args()?;
-    let endpoint = env("REGSTORE_S3_ENDPOINT").ok_or("REGSTORE_S3_ENDPOINT is not set")?;
-    let bucket = env("REGSTORE_S3_BUCKET").unwrap_or_else(|| "regstore-soak".into());
+    let env = regstore_test_support::s3_env().ok_or("the S3 test environment is not set")?;
+    let (endpoint, bucket) = (env.endpoint.clone(), env.bucket.clone());
     let root = format!("soak-{}-{}/", o.seed, std::process::id());
-    let direct = driver(&params(&endpoint, &bucket, &root)?)?;
+    let direct = driver(&params(&env, &endpoint, &root))?;
     direct.ensure_bucket().await.map_err(|e| e.to_string())?;
 
     let proxy = FaultProxy::start(
-        ProxyConfig::new(upstream(&endpoint)?)
+        ProxyConfig::new(loopback_upstream(&endpoint)?)
             .with_faults(o.rate, o.seed)
             .with_stall(Duration::from_secs(6))
             .with_run_for(Duration::from_secs(o.seconds + 1800)),
@@ -519,7 +487,7 @@ async fn soak() -> Result<bool, String> {
     .await
     .map_err(|e| format!("fault proxy: {e}"))?;
     let proxied = driver(
-        &params(&proxy.endpoint(), &bucket, &root)?
+        &params(&env, &proxy.endpoint(), &root)
             .with("requesttimeout", "4s")
             .with("maxretries", "6")
             // A server that stops answering ends the soak within minutes, not hours.
@@ -550,7 +518,7 @@ async fn soak() -> Result<bool, String> {
             pool: Arc::clone(&pool),
             tally: Arc::clone(&tally),
             ledger: Arc::clone(&ledger),
-            rng: Rng(o.seed.wrapping_mul(1000).wrapping_add(id as u64)),
+            rng: Rng::new(o.seed.wrapping_mul(1000).wrapping_add(id as u64)),
             mine: Vec::new(),
             n: 0,
         };

@@ -343,40 +343,17 @@ mod server_tests {
         ObjectIdentifier, PutObjectRequest, UploadPartRequest, S3,
     };
 
-    struct Env {
-        endpoint: String,
-        access_key: String,
-        secret_key: String,
-        region: String,
-        bucket: String,
-        verifies_signatures: bool,
+    use regstore_test_support::S3Env as Env;
+
+    /// The server of the test environment contract (`regstore-test-support`), or `None` after
+    /// reporting why it is missing (a failure under `CI`).
+    fn env() -> Option<Env> {
+        regstore_test_support::s3_env()
     }
 
-    fn env() -> Option<Env> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let found = (
-            var("REGSTORE_S3_ENDPOINT"),
-            var("REGSTORE_S3_ACCESS_KEY"),
-            var("REGSTORE_S3_SECRET_KEY"),
-            var("REGSTORE_S3_BUCKET"),
-        );
-        let (Some(endpoint), Some(access_key), Some(secret_key), Some(bucket)) = found else {
-            let reason = "REGSTORE_S3_ENDPOINT, REGSTORE_S3_ACCESS_KEY, REGSTORE_S3_SECRET_KEY \
-                          and REGSTORE_S3_BUCKET must be set for the S3 transport server tests";
-            if std::env::var_os("CI").is_some() {
-                panic!("CI is set but {reason}");
-            }
-            eprintln!("skipped: {reason}");
-            return None;
-        };
-        Some(Env {
-            endpoint,
-            access_key,
-            secret_key,
-            region: var("REGSTORE_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
-            bucket,
-            verifies_signatures: var("REGSTORE_S3_SERVER").as_deref() != Some("moto"),
-        })
+    /// moto checks no signatures, so the tampering checks are skipped there.
+    fn verifies_signatures(e: &Env) -> bool {
+        e.server != "moto"
     }
 
     async fn connect(e: &Env, v4auth: bool) -> S3Connection {
@@ -700,7 +677,7 @@ mod server_tests {
         assert_eq!(status, 200, "HEAD {head}");
         assert_eq!(len, Some(data.len() as u64));
 
-        if e.verifies_signatures {
+        if verifies_signatures(&e) {
             // A GET URL does not authorise HEAD, a tampered signature or expiry is refused,
             // and the URL is bound to its key.
             let (status, _, _) = fetch(hyper::Method::HEAD, &get).await;
@@ -746,7 +723,7 @@ mod server_tests {
     #[tokio::test]
     async fn wrong_secret_is_refused() {
         let Some(mut e) = env() else { return };
-        if !e.verifies_signatures {
+        if !verifies_signatures(&e) {
             eprintln!("skipped: server does not verify signatures");
             return;
         }
@@ -814,14 +791,7 @@ mod server_tests {
     /// Virtual-hosted addressing end to end (moto routes `bucket.localhost` by Host; it does
     /// not check signatures, so this proves addressing, not the vhost SigV2 resource).
     async fn virtual_hosted(v4auth: bool) {
-        let Some(moto) = std::env::var("REGSTORE_MOTO_ENDPOINT")
-            .ok()
-            .filter(|v| !v.is_empty())
-        else {
-            if std::env::var_os("CI").is_some() {
-                panic!("CI is set but REGSTORE_MOTO_ENDPOINT is not");
-            }
-            eprintln!("skipped: REGSTORE_MOTO_ENDPOINT is not set");
+        let Some(moto) = regstore_test_support::moto_env().map(|m| m.endpoint) else {
             return;
         };
         let port = url::Url::parse(&moto)

@@ -25,7 +25,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use regstore_driver_conformance::{Capabilities, Fixture, Suite, WalkOrder};
@@ -54,26 +54,6 @@ fn seed() -> u64 {
         },
         Err(_) => SEED,
     }
-}
-
-/// The loopback address of the server under test. The proxy forwards to loopback only, so a
-/// remote server is "unavailable" for this suite (a failure under `CI`, else a skip).
-fn upstream(env: &common::Env) -> Option<SocketAddr> {
-    let addr = url::Url::parse(&env.endpoint).ok().and_then(|url| {
-        let host = url.host_str()?.to_owned();
-        let port = url.port_or_known_default()?;
-        (host.as_str(), port)
-            .to_socket_addrs()
-            .ok()?
-            .find(|a| a.ip().is_loopback())
-    });
-    if addr.is_none() {
-        return common::unavailable(&format!(
-            "the fault proxy forwards to loopback only; {} is not a local address",
-            env.endpoint
-        ));
-    }
-    addr
 }
 
 fn suite(env: common::Env, upstream: SocketAddr) -> Suite {
@@ -159,7 +139,7 @@ fn suite(env: common::Env, upstream: SocketAddr) -> Suite {
 /// why) without one.
 fn s3_faults_suite() -> Option<Suite> {
     let env = common::s3_env()?;
-    let upstream = upstream(&env)?;
+    let upstream = env.upstream()?;
     Some(suite(env, upstream))
 }
 

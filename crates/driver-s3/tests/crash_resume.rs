@@ -31,7 +31,7 @@ use futures::TryStreamExt as _;
 use regstore_driver_api::{StorageDriver, StoragePath};
 use regstore_driver_s3::S3Driver;
 
-use common::MIB;
+use common::{content, MIB};
 
 /// Set (to the root directory to use) in the child's environment only.
 const CHILD_ENV: &str = "REGSTORE_CRASH_RESUME_CHILD_ROOT";
@@ -67,21 +67,6 @@ fn sha256(data: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, data)
         .as_ref()
         .to_vec()
-}
-
-/// Deterministic pseudo-random content (SplitMix64); different seeds give different bytes.
-fn content(seed: u64, len: usize) -> Bytes {
-    let mut out = Vec::with_capacity(len + 8);
-    let mut z = seed;
-    while out.len() < len {
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut x = z;
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        out.extend_from_slice(&(x ^ (x >> 31)).to_le_bytes());
-    }
-    out.truncate(len);
-    Bytes::from(out)
 }
 
 /// The object's final content: the closed bytes, then the resuming process's bytes.

@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +18,7 @@ use regstore_driver_api::{Error, StorageDriver, StoragePath};
 use regstore_driver_s3::S3Driver;
 use regstore_fault_proxy::{FaultKind, FaultProxy, ProxyConfig};
 
-use common::{unique, Env, MIB};
+use common::{content, unique, Env, MIB};
 
 fn sha256(data: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, data)
@@ -27,42 +26,8 @@ fn sha256(data: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-/// Deterministic pseudo-random content (SplitMix64), so a failure can be reproduced.
-fn content(seed: u64, len: usize) -> Bytes {
-    let mut out = Vec::with_capacity(len + 8);
-    let mut z = seed;
-    while out.len() < len {
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut x = z;
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        out.extend_from_slice(&(x ^ (x >> 31)).to_le_bytes());
-    }
-    out.truncate(len);
-    Bytes::from(out)
-}
-
 fn path(s: &str) -> StoragePath {
     StoragePath::parse(s).unwrap_or_else(|| panic!("test path {s:?} is valid"))
-}
-
-/// The loopback address of the server under test, or `None` (skip, or fail under CI) when it
-/// is not on this machine: the proxy only forwards to loopback.
-fn upstream(env: &Env) -> Option<SocketAddr> {
-    let url = url::Url::parse(&env.endpoint).ok()?;
-    let host = url.host_str()?.to_owned();
-    let port = url.port_or_known_default()?;
-    let addr = (host.as_str(), port)
-        .to_socket_addrs()
-        .ok()?
-        .find(|a| a.ip().is_loopback());
-    if addr.is_none() {
-        return common::unavailable(&format!(
-            "the fault proxy forwards to loopback only; {} is not local",
-            env.endpoint
-        ));
-    }
-    addr
 }
 
 /// A proxy injecting `kinds` into `rate` of the requests, and a driver on a fresh root going
@@ -73,7 +38,7 @@ async fn through_proxy(
     kinds: &[FaultKind],
     seed: u64,
 ) -> Option<(FaultProxy, S3Driver)> {
-    let upstream = upstream(env)?;
+    let upstream = env.upstream()?;
     // Create the bucket without faults, so set-up problems are not blamed on the proxy.
     env.driver().await;
     let proxy = FaultProxy::start(

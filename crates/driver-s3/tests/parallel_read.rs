@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -244,25 +243,6 @@ async fn pipelined_delete_counts_and_siblings() {
     common::cleanup(&d).await;
 }
 
-/// The loopback address of the server under test (the fault proxy forwards to loopback only),
-/// or `None` after reporting (a failure under CI).
-fn upstream(env: &common::Env) -> Option<SocketAddr> {
-    let url = url::Url::parse(&env.endpoint).ok()?;
-    let host = url.host_str()?.to_owned();
-    let port = url.port_or_known_default()?;
-    let addr = (host.as_str(), port)
-        .to_socket_addrs()
-        .ok()?
-        .find(|a| a.ip().is_loopback());
-    if addr.is_none() {
-        return common::unavailable(&format!(
-            "the fault proxy forwards to loopback only; {} is not local",
-            env.endpoint
-        ));
-    }
-    addr
-}
-
 /// Parallel reads through the fault proxy (truncated bodies, resets, 503s on 30 % of the
 /// requests): the dispatcher retries failed part requests and resumes broken part bodies with
 /// a ranged `If-Match` GET inside the part, so every read returns exactly the stored bytes
@@ -270,7 +250,7 @@ fn upstream(env: &common::Env) -> Option<SocketAddr> {
 #[tokio::test]
 async fn parallel_read_through_faults_is_exact() {
     let Some(env) = common::s3_env() else { return };
-    let Some(upstream) = upstream(&env) else {
+    let Some(upstream) = env.upstream() else {
         return;
     };
     let root = format!("/{}/", common::unique("regstore-pread-faults-"));

@@ -145,14 +145,9 @@ pub struct FaultPlan {
     kinds: Vec<FaultKind>,
 }
 
-/// SplitMix64: a tiny, well-mixed, version-independent generator (a `rand` version bump must
-/// not change which requests a recorded seed faults).
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+// SplitMix64 (the tests' shared generator): version-independent, so a `rand` bump cannot change
+// which requests a recorded seed faults.
+use regstore_test_support::splitmix64;
 
 impl FaultPlan {
     /// A plan faulting a `rate` fraction (0.0–1.0) of requests, each with a kind drawn uniformly

@@ -26,7 +26,7 @@ fn config(url: &str, regions: Option<&[&str]>, every: Duration) -> IpFilterConfi
 }
 
 async fn filter_for(json: &str, regions: Option<&[&str]>) -> (RangesServer, AwsIpFilter) {
-    let server = RangesServer::start(200, json).await;
+    let server = RangesServer::json(200, json).await;
     let filter = AwsIpFilter::start(config(&server.url, regions, Duration::from_secs(3600)))
         .await
         .unwrap();
@@ -94,7 +94,7 @@ async fn invalid_prefixes_are_skipped() {
 
 #[tokio::test]
 async fn failed_first_fetch_leaves_it_uninitialised() {
-    let server = RangesServer::start(500, "boom").await;
+    let server = RangesServer::json(500, "boom").await;
     let f = AwsIpFilter::start(config(&server.url, None, Duration::from_secs(3600)))
         .await
         .unwrap();
@@ -117,7 +117,7 @@ async fn failed_first_fetch_leaves_it_uninitialised() {
 #[tokio::test]
 async fn refresh_runs_regularly_and_survives_bad_bodies() {
     // Not JSON at first: the loop must go on fetching.
-    let server = RangesServer::start(200, "this is not json").await;
+    let server = RangesServer::json(200, "this is not json").await;
     let f = AwsIpFilter::start(config(&server.url, None, Duration::from_millis(200)))
         .await
         .unwrap();
@@ -127,7 +127,7 @@ async fn refresh_runs_regularly_and_survives_bad_bodies() {
         "only {} fetches",
         server.hits()
     );
-    server.set_reply(200, &ranges_json(&[("10.1.0.0/16", "")], &[]));
+    server.set_reply(200, ranges_json(&[("10.1.0.0/16", "")], &[]));
     assert!(
         eventually(15, || f.contains(ip("10.1.2.3"))).await,
         "refresh never picked up the new list"
@@ -142,7 +142,7 @@ async fn refresh_runs_regularly_and_survives_bad_bodies() {
 
 #[tokio::test]
 async fn dropping_the_middleware_stops_the_refresh_task() {
-    let server = RangesServer::start(200, &ranges_json(&[("10.1.0.0/16", "")], &[])).await;
+    let server = RangesServer::json(200, ranges_json(&[("10.1.0.0/16", "")], &[])).await;
     let (_d, key) = key_file("rsa2048-pkcs1.pem");
     let params = Parameters::new()
         .with("baseurl", "https://cdn.example.com/")
@@ -181,7 +181,7 @@ async fn middleware(
     extra: &[(&str, &str)],
     status: u16,
 ) -> (RangesServer, tempfile::TempDir, CloudFrontMiddleware) {
-    let server = RangesServer::start(
+    let server = RangesServer::json(
         status,
         &ranges_json(
             &[("192.168.1.0/24", "us-east-1")],

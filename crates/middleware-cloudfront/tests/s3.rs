@@ -7,7 +7,8 @@
 //! * a client inside "AWS" (the local ip-ranges list says 127.0.0.0/8) gets the S3 presigned
 //!   URL, and a plain HTTP GET of it returns the object's bytes.
 //!
-//! Without the variables the tests fail when `CI` is set and print a skip reason otherwise.
+//! The server comes from `regstore-test-support`'s environment contract: without it the tests
+//! fail when `CI` is set and print a skip reason otherwise.
 
 mod common;
 
@@ -19,83 +20,25 @@ use regstore_driver_api::{Driver, Parameters, RedirectRequest, StorageDriver, St
 use regstore_driver_conformance::{run_all, Capabilities, Fixture, Suite, WalkOrder};
 use regstore_driver_s3::{S3Config, S3Driver};
 use regstore_middleware_cloudfront::CloudFrontMiddleware;
+use regstore_test_support::{s3_env, unique, S3Env};
 
-#[derive(Clone)]
-struct Env {
-    endpoint: String,
-    access_key: String,
-    secret_key: String,
-    region: String,
-    bucket: String,
-    v4auth: bool,
-}
-
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn s3_env() -> Option<Env> {
-    let (Some(endpoint), Some(access_key), Some(secret_key)) = (
-        var("REGSTORE_S3_ENDPOINT"),
-        var("REGSTORE_S3_ACCESS_KEY"),
-        var("REGSTORE_S3_SECRET_KEY"),
-    ) else {
-        let reason = "REGSTORE_S3_ENDPOINT, REGSTORE_S3_ACCESS_KEY and REGSTORE_S3_SECRET_KEY are not all set (run `cargo xtask test`)";
-        if std::env::var_os("CI").is_some() {
-            panic!("{reason} (CI is set, so this is a failure, not a skip)");
-        }
-        println!("skipped: {reason}");
-        return None;
-    };
-    Some(Env {
-        endpoint,
-        access_key,
-        secret_key,
-        region: var("REGSTORE_S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
-        bucket: var("REGSTORE_S3_BUCKET").unwrap_or_else(|| "regstore-test".to_owned()),
-        v4auth: var("REGSTORE_S3_V4AUTH").is_none_or(|v| !v.eq_ignore_ascii_case("false")),
-    })
-}
-
+/// A root directory (no slashes) no other run uses.
 fn unique_root() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "cf-test-{}-{}-{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    unique("cf-test-")
 }
 
-impl Env {
-    /// A driver under a fresh root directory `root` (no slashes), bucket created if missing.
-    async fn driver(&self, root: &str) -> S3Driver {
-        let params = Parameters::new()
-            .with("regionendpoint", self.endpoint.as_str())
-            .with("accesskey", self.access_key.as_str())
-            .with("secretkey", self.secret_key.as_str())
-            .with("region", self.region.as_str())
-            .with("bucket", self.bucket.as_str())
-            .with("v4auth", if self.v4auth { "true" } else { "false" })
-            .with("forcepathstyle", "true")
-            .with("chunksize", (5 * 1024 * 1024).to_string())
-            .with("rootdirectory", format!("/{root}/"));
-        let config = S3Config::from_parameters(&params)
-            .unwrap_or_else(|e| panic!("test configuration rejected: {e}"));
-        let driver = S3Driver::new(config).unwrap_or_else(|e| panic!("cannot build driver: {e}"));
-        if let Err(e) = driver.ensure_bucket().await {
-            panic!(
-                "cannot create bucket {} on {}: {e}",
-                self.bucket, self.endpoint
-            );
-        }
-        driver
+/// A driver under the fresh root directory `root`, bucket created if missing.
+async fn s3_driver(env: &S3Env, root: &str) -> S3Driver {
+    let config = S3Config::from_parameters(&env.params(&format!("/{root}/")))
+        .unwrap_or_else(|e| panic!("test configuration rejected: {e}"));
+    let driver = S3Driver::new(config).unwrap_or_else(|e| panic!("cannot build driver: {e}"));
+    if let Err(e) = driver.ensure_bucket().await {
+        panic!(
+            "cannot create bucket {} on {}: {e}",
+            env.bucket, env.endpoint
+        );
     }
+    driver
 }
 
 async fn cloudfront_over(
@@ -128,7 +71,7 @@ fn conformance_over_s3_through_cloudfront() {
         let env = env.clone();
         async move {
             let root = unique_root();
-            let s3 = env.driver(&root).await;
+            let s3 = s3_driver(&env, &root).await;
             let origin: Arc<dyn StorageDriver> = Arc::new(s3.clone());
             let edge = FakeCloudFront::start(origin.clone(), "KS3", &root).await;
             let (dir, key) = key_file("rsa2048-pkcs1.pem");
@@ -177,9 +120,9 @@ fn conformance_over_s3_through_cloudfront() {
 async fn aws_clients_get_a_working_s3_url_others_cloudfront() {
     let Some(env) = s3_env() else { return };
     let root = unique_root();
-    let s3 = env.driver(&root).await;
+    let s3 = s3_driver(&env, &root).await;
     let origin: Arc<dyn StorageDriver> = Arc::new(s3.clone());
-    let ranges = RangesServer::start(200, &ranges_json(&[("127.0.0.0/8", "us-east-1")], &[])).await;
+    let ranges = RangesServer::json(200, ranges_json(&[("127.0.0.0/8", "us-east-1")], &[])).await;
     let edge = FakeCloudFront::start(origin.clone(), "KS3", &root).await;
     let (_dir, key) = key_file("rsa2048-pkcs1.pem");
     let mw = cloudfront_over(

@@ -11,8 +11,7 @@ use std::sync::{Mutex, Once};
 use bytes::Bytes;
 use regstore_driver_api::{Parameters, StorageDriver, StoragePath};
 use regstore_driver_s3::{S3Config, S3Driver};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use regstore_test_support::ReplyServer;
 
 const SECRET: &str = "wJalrXUtnFEMI-keyless-SECRET-0b7d44";
 const SESSION: &str = "FwoGZXIvYXdzEXAMPLE-keyless-SESSION-e19f";
@@ -45,49 +44,6 @@ fn install() {
             .finish();
         tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
     });
-}
-
-/// A loopback HTTP server answering every request with `status` and `body`.
-async fn serve(status: u16, content_type: &'static str, body: String) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let body = body.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let mut seen = Vec::new();
-                // Read the head and any declared body, then answer.
-                loop {
-                    let Ok(n) = sock.read(&mut buf).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    seen.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        if seen.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
-                let resp = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
-                     connection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}")
 }
 
 fn clear_aws_env(home: &std::path::Path) {
@@ -139,15 +95,15 @@ async fn keyless_sources_leak_no_secret() {
     let home = tempfile::tempdir().unwrap();
     let token_file = home.path().join("pod-token");
     std::fs::write(&token_file, format!("{POD_TOKEN}\n")).unwrap();
-    let s3 = serve(
+    let s3 = ReplyServer::start(
         403,
         "application/xml",
-        "<Error><Code>InvalidAccessKeyId</Code><Message>unknown key</Message></Error>".into(),
+        "<Error><Code>InvalidAccessKeyId</Code><Message>unknown key</Message></Error>",
     )
     .await;
 
     // 1. The container endpoint refuses and echoes the token in its message.
-    let refusing = serve(
+    let refusing = ReplyServer::start(
         401,
         "application/json",
         format!(r#"{{"code":"AccessDenied","message":"token {POD_TOKEN} rejected"}}"#),
@@ -156,10 +112,10 @@ async fn keyless_sources_leak_no_secret() {
     clear_aws_env(home.path());
     std::env::set_var(
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        format!("{refusing}/v1/credentials"),
+        format!("{}/v1/credentials", refusing.url),
     );
     std::env::set_var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &token_file);
-    let e = put_error(&keyless(&s3)).await;
+    let e = put_error(&keyless(&s3.url)).await;
     assert!(
         e.contains("container") && e.contains("401"),
         "names source and reason: {e}"
@@ -167,7 +123,7 @@ async fn keyless_sources_leak_no_secret() {
     assert_clean("container refusal", &e);
 
     // 2. The container endpoint hands out credentials; S3 refuses them.
-    let granting = serve(
+    let granting = ReplyServer::start(
         200,
         "application/json",
         format!(
@@ -177,16 +133,16 @@ async fn keyless_sources_leak_no_secret() {
     .await;
     std::env::set_var(
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        format!("{granting}/v1/credentials"),
+        format!("{}/v1/credentials", granting.url),
     );
-    let e = put_error(&keyless(&s3)).await;
+    let e = put_error(&keyless(&s3.url)).await;
     assert!(e.contains("403") || e.contains("InvalidAccessKeyId"), "{e}");
     assert_clean("S3 refusal of container credentials", &e);
 
     // 3. STS refuses the web identity and echoes the token.
     let jwt_file = home.path().join("jwt");
     std::fs::write(&jwt_file, JWT).unwrap();
-    let sts = serve(
+    let sts = ReplyServer::start(
         403,
         "text/xml",
         format!(
@@ -198,8 +154,8 @@ async fn keyless_sources_leak_no_secret() {
     clear_aws_env(home.path());
     std::env::set_var("AWS_WEB_IDENTITY_TOKEN_FILE", &jwt_file);
     std::env::set_var("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/registry");
-    std::env::set_var("AWS_ENDPOINT_URL_STS", &sts);
-    let e = put_error(&keyless(&s3)).await;
+    std::env::set_var("AWS_ENDPOINT_URL_STS", &sts.url);
+    let e = put_error(&keyless(&s3.url)).await;
     assert!(
         e.contains("web identity") && e.contains("AccessDenied"),
         "{e}"

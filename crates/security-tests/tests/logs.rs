@@ -76,8 +76,8 @@ impl log::Log for LogCapture {
 /// Runs a representative workload against the server; `None` when it is not configured.
 async fn workload() -> Option<common::Env> {
     let env = common::s3_env()?;
-    let root = common::unique_root("security-logs");
-    let driver = env.driver(&root).await;
+    let root = common::unique("security-logs-");
+    let driver = common::driver(&env, &root).await;
     let small = StoragePath::parse("/logs/small").unwrap();
     let big = StoragePath::parse("/logs/big").unwrap();
     let moved = StoragePath::parse("/logs/moved").unwrap();
@@ -115,7 +115,8 @@ async fn workload() -> Option<common::Env> {
     // A refused request: wrong secret.
     let wrong = format!("{}-wrong", env.secret_key);
     let bad =
-        S3Driver::new(S3Config::from_parameters(&env.params(&wrong, &root)).unwrap()).unwrap();
+        S3Driver::new(S3Config::from_parameters(&env.params_with_secret(&wrong, &root)).unwrap())
+            .unwrap();
     assert!(bad.get_content(&small).await.is_err());
     Some(env)
 }

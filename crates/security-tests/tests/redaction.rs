@@ -145,8 +145,8 @@ async fn wrong_secret_error_holds_no_secret() {
         return;
     }
     let wrong = format!("{}-wrong-7c1e", env.secret_key);
-    let root = common::unique_root("security-wrong-secret");
-    let config = S3Config::from_parameters(&env.params(&wrong, &root)).unwrap();
+    let root = common::unique("security-wrong-secret-");
+    let config = S3Config::from_parameters(&env.params_with_secret(&wrong, &root)).unwrap();
     let driver = S3Driver::new(config).unwrap();
     let path = StoragePath::parse("/secret/probe").unwrap();
     let mut errors = Vec::new();

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use regstore_driver_api::{Driver, WalkControl, WalkOptions};
+#[allow(unused_imports)] // not every test binary uses it
+pub use regstore_test_support::content;
 use sha2::{Digest, Sha256};
 
 /// The built binary.
@@ -148,20 +150,6 @@ impl Sandbox {
     }
 }
 
-/// Deterministic pseudo-random bytes (xorshift), so trees are reproducible without a seed file.
-pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 pub fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
@@ -182,7 +170,7 @@ pub async fn write_registry_tree(driver: &Driver) -> BTreeMap<String, String> {
     let sizes = [0usize, 1, 1000, 64 * 1024, 6 * 1024 * 1024 + 17, 300_000];
     let mut digests = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
-        let data = pseudo_random(i as u64 + 1, *size);
+        let data = content(i as u64 + 1, *size);
         let digest = sha256_hex(&data);
         put(
             format!(
@@ -221,11 +209,11 @@ pub async fn write_registry_tree(driver: &Driver) -> BTreeMap<String, String> {
         );
         put(
             format!("{base}/_uploads/{upload}/data"),
-            pseudo_random(99, 123_457),
+            content(99, 123_457),
         );
         put(
             format!("{base}/_uploads/{upload}/hashstates/sha256/0"),
-            pseudo_random(100, 212),
+            content(100, 212),
         );
     }
     let mut hashes = BTreeMap::new();

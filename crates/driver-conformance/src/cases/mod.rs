@@ -13,6 +13,7 @@ use crate::harness::Capabilities;
 
 mod basic;
 mod extra;
+mod uploads;
 mod walk;
 
 /// Why a case did not pass.
@@ -338,6 +339,8 @@ table! {
     "append_straddling_part_size" => extra::append_straddling_part_size,
     "move_missing_source_keeps_destination" => extra::move_missing_source_keeps_destination,
     "negative_offset" => extra::negative_offset,
+    "closed_upload_invisible_and_resumable" => uploads::closed_upload_invisible_and_resumable,
+    "cancel_discards_resumed_upload" => uploads::cancel_discards_resumed_upload,
 }
 
 /// The case called `name`.

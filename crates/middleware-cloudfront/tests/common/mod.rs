@@ -1,11 +1,11 @@
-//! Helpers shared by the integration tests: test keys, signature checks, and a tiny HTTP server
-//! on 127.0.0.1 that serves an ip-ranges document and counts requests.
+//! Helpers shared by the integration tests: test keys, signature checks, the ip-ranges stand-in
+//! (`regstore-test-support`'s `ReplyServer`) and a signature-checking CloudFront edge.
 
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,85 +88,9 @@ pub fn key_file(name: &str) -> (tempfile::TempDir, String) {
     (dir, p)
 }
 
-/// What the server answers.
-#[derive(Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub body: String,
-}
-
-/// A minimal HTTP/1.1 server on 127.0.0.1 answering every request with the current [`Reply`]
-/// and counting requests. Stops when dropped.
-pub struct RangesServer {
-    pub url: String,
-    hits: Arc<AtomicU64>,
-    reply: Arc<Mutex<Reply>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RangesServer {
-    pub async fn start(status: u16, body: &str) -> RangesServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let hits = Arc::new(AtomicU64::new(0));
-        let reply = Arc::new(Mutex::new(Reply {
-            status,
-            body: body.to_owned(),
-        }));
-        let (h, r) = (hits.clone(), reply.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let (h, r) = (h.clone(), r.clone());
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 1024];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 64 * 1024 {
-                        match sock.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    h.fetch_add(1, Ordering::SeqCst);
-                    let reply = r.lock().unwrap().clone();
-                    let response = format!(
-                        "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                        reply.status,
-                        reply.body.len(),
-                        reply.body
-                    );
-                    let _ = sock.write_all(response.as_bytes()).await;
-                    let _ = sock.shutdown().await;
-                });
-            }
-        });
-        RangesServer {
-            url: format!("http://{addr}/ip-ranges.json"),
-            hits,
-            reply,
-            task,
-        }
-    }
-
-    pub fn hits(&self) -> u64 {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    pub fn set_reply(&self, status: u16, body: &str) {
-        *self.reply.lock().unwrap() = Reply {
-            status,
-            body: body.to_owned(),
-        };
-    }
-}
-
-impl Drop for RangesServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// The ip-ranges list stand-in: answers every request with its JSON and counts them.
+#[allow(unused_imports)] // not every test binary uses it
+pub use regstore_test_support::ReplyServer as RangesServer;
 
 /// An ip-ranges document with the given IPv4 and IPv6 (prefix, region) entries.
 pub fn ranges_json(v4: &[(&str, &str)], v6: &[(&str, &str)]) -> String {

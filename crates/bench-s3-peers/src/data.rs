@@ -10,13 +10,9 @@ use bytes::Bytes;
 /// Size of the pieces the benchmark hands to a writer, one `write` call each.
 pub const PIECE: usize = 1024 * 1024;
 
-/// splitmix64: fast, stateless per index, good enough to defeat block deduplication.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+// SplitMix64's output function (the one generator of regstore's tests and benchmarks): fast,
+// stateless per index, good enough to defeat block deduplication.
+use regstore_driver_conformance::splitmix64 as mix;
 
 /// Piece `index` of the payload (`len` bytes; every piece but the last is [`PIECE`] long).
 pub fn piece(seed: u64, index: u64, len: usize) -> Bytes {

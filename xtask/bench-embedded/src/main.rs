@@ -1,4 +1,5 @@
-//! Runs `regstore_driver_conformance::bench` against the embedded backends and prints a table;
+//! Runs `regstore_driver_conformance::bench` (the scenarios `regstore bench` runs too) against
+//! the embedded backends and prints a table;
 //! a JSON report goes to the path given with `--json`. Started by `cargo xtask bench` (release
 //! build); numbers from a debug build are meaningless.
 
@@ -15,7 +16,10 @@ use regstore_driver_inmemory::InMemoryDriver;
 use serde::Serialize;
 
 #[derive(Parser)]
-#[command(name = "xtask-bench", about = "benchmarks of the embedded backends")]
+#[command(
+    name = "xtask-bench-embedded",
+    about = "benchmarks of the embedded backends"
+)]
 struct Args {
     /// Backends to measure (repeatable).
     #[arg(long = "backend", value_enum, required = true)]

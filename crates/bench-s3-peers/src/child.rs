@@ -67,7 +67,7 @@ impl Setup {
                 .ok()
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| {
-                    anyhow!("{k} is not set (run through `cargo xtask bench --backend s3`)")
+                    anyhow!("{k} is not set (run through `cargo xtask bench-s3`)")
                 })
         };
         Ok(Setup {

@@ -1,8 +1,8 @@
-//! `regstore-bench`: regstore's S3 driver, object_store's S3 backend and raw curl, side by side
-//! on one S3 server (Garage, started by `cargo xtask bench --backend s3`).
+//! `regstore-bench-s3-peers`: regstore's S3 driver, object_store's S3 backend and raw curl, side by side
+//! on one S3 server (Garage, started by `cargo xtask bench-s3`).
 //!
-//! `regstore-bench run …` is the orchestrator: it runs every scenario for every client in a
-//! child process of its own (`regstore-bench child …`), interleaved and repeated, reads each
+//! `regstore-bench-s3-peers run …` is the orchestrator: it runs every scenario for every client in a
+//! child process of its own (`regstore-bench-s3-peers child …`), interleaved and repeated, reads each
 //! child's peak RSS with `wait4`, and writes a JSON report, a Markdown table and an SVG chart.
 //! The server comes from `REGSTORE_S3_*` (see `child::Setup::from_env`).
 
@@ -28,7 +28,7 @@ const MIB: u64 = 1024 * 1024;
 
 #[derive(Parser)]
 #[command(
-    name = "regstore-bench",
+    name = "regstore-bench-s3-peers",
     about = "S3 benchmark: regstore vs object_store vs curl"
 )]
 struct Cli {
