@@ -1,12 +1,13 @@
 //! `cargo xtask gc-diff`: the differential tests of `regstore gc` against distribution's own
-//! `garbage-collect` (crates/cli/tests/gc_diff.rs), with Debian's `docker-registry` (2.8.2)
-//! and `skopeo` installed when missing. `CI=true` is set so the tests fail rather than skip
-//! if either tool is still absent.
+//! `garbage-collect` (crates/cli/tests/gc_diff.rs) on the filesystem and on Ceph RGW, and the
+//! live test (pushes beside a gc loop), with Debian's `docker-registry` (2.8.2) and `skopeo`
+//! installed when missing. `CI=true` is set so the tests fail rather than skip if a tool or
+//! the S3 server is absent.
 
 use anyhow::Result;
 
 use crate::runner::Runner;
-use crate::servers::{apt_get, which};
+use crate::servers::{apt_get, which, Kind};
 
 /// Installs `docker-registry` and `skopeo` (about 15 s) when either is missing.
 pub fn ensure_tools() -> Result<()> {
@@ -16,9 +17,16 @@ pub fn ensure_tools() -> Result<()> {
     apt_get(&["install", "-y", "docker-registry", "skopeo"])
 }
 
-/// Runs the differential tests.
+/// Runs the differential tests: the S3 ones against RGW (the `REGSTORE_S3_*` server if set,
+/// else one started here), whose variables the tests receive.
 pub fn gc_diff(r: &mut Runner) -> Result<()> {
     r.stage("install docker-registry and skopeo", "", ensure_tools)?;
+    // Compile first so RGW does not sit idle (and a compile error costs no start-up).
+    let mut build = crate::cargo();
+    build.args(["test", "-p", "regstore-cli", "--test", "gc_diff", "--no-run"]);
+    r.run("build gc differential tests", &mut build)?;
+    let rgw = crate::s3_target(r, Kind::Rgw)?;
+    let bucket = crate::bucket_for(&rgw);
     let mut cmd = crate::cargo();
     cmd.args([
         "test",
@@ -29,6 +37,9 @@ pub fn gc_diff(r: &mut Runner) -> Result<()> {
         "--",
         "--include-ignored",
     ])
+    .envs(rgw.info().s3_env(true, &bucket))
     .env("CI", "true");
-    r.run("regstore gc vs distribution garbage-collect", &mut cmd)
+    let result = r.run("regstore gc vs distribution garbage-collect", &mut cmd);
+    drop(rgw);
+    result
 }
