@@ -23,7 +23,14 @@ pub fn gc_diff(r: &mut Runner) -> Result<()> {
     r.stage("install docker-registry and skopeo", "", ensure_tools)?;
     // Compile first so RGW does not sit idle (and a compile error costs no start-up).
     let mut build = crate::cargo();
-    build.args(["test", "-p", "regstore-cli", "--test", "gc_diff", "--no-run"]);
+    build.args([
+        "test",
+        "-p",
+        "regstore-cli",
+        "--test",
+        "gc_diff",
+        "--no-run",
+    ]);
     r.run("build gc differential tests", &mut build)?;
     let rgw = crate::s3_target(r, Kind::Rgw)?;
     let bucket = crate::bucket_for(&rgw);

@@ -66,7 +66,10 @@ fn corrupt_manifest_stops_gc_before_any_delete_unless_skipped() {
         &untagged,
     );
     // A corrupt manifest (truncated JSON), tagged in its own repository.
-    let bad = blob(&root, br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.im"#);
+    let bad = blob(
+        &root,
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.im"#,
+    );
     link(
         &root,
         &format!("bad/_manifests/revisions/sha256/{}", hex(&bad)),
@@ -83,7 +86,12 @@ fn corrupt_manifest_stops_gc_before_any_delete_unless_skipped() {
         ))
         .exists()
     };
-    for extra in [&[][..], &["-m"][..], &["--dry-run"][..], &["--jobs", "1"][..]] {
+    for extra in [
+        &[][..],
+        &["-m"][..],
+        &["--dry-run"][..],
+        &["--jobs", "1"][..],
+    ] {
         let mut args = vec!["--config", &cfg, "gc", "--min-age", "0s"];
         args.extend_from_slice(extra);
         let line = sb.run(&args).fails_with(1);

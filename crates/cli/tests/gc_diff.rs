@@ -1023,7 +1023,7 @@ fn live_gc_beside_pushes() {
                 while Instant::now() < deadline {
                     let repo = format!("live/{}", ["a", "b", "c"][(i + w) % 3]);
                     let tag = format!("t{}", i % 2);
-                    let base = if (i + w) % 2 == 0 { b1 } else { b2 };
+                    let base = if (i + w).is_multiple_of(2) { b1 } else { b2 };
                     let mut l = OciLayout::new();
                     let (img, body) = l.image(&[base, &shared, &rand_bytes("unique")], "amd64");
                     l.name(
@@ -1111,4 +1111,143 @@ fn live_gc_beside_pushes() {
         after.blobs.is_empty() && after.manifests.is_empty(),
         "distribution finds garbage after the live run: {after:?}"
     );
+}
+
+/// A store failure in the middle of a sweep on RGW: `regstore gc -m` runs through the fault
+/// proxy with no retries and a connection budget that runs out a few requests into the sweep
+/// (the budget is the request count of a dry run of the same plan, plus 1, 3, 6 and 15; the
+/// last may outlast the sweep), so S3
+/// answers nothing more — a partition. After each cut-off run the store must be consistent
+/// (`regstore fsck` directly on RGW finds nothing); an undisturbed run then finishes, every
+/// kept tag pulls, and neither collector finds anything left.
+#[test]
+#[ignore = "needs docker-registry, skopeo and RGW; run by `cargo xtask gc-diff`"]
+fn s3_sweep_cut_off_midway() {
+    if !tools_present() {
+        return;
+    }
+    let Some(reg) = Registry::start(Store::S3) else {
+        return;
+    };
+    let e = s3_env().expect("S3 server");
+    let base = rand_bytes("base");
+    for n in 1..=3 {
+        push_image(&reg, "app", "latest", &[&base, &rand_bytes(&n.to_string())]);
+    }
+    let gone = push_image(&reg, "other", "v1", &[&base, &rand_bytes("o")]);
+    reg.delete_manifest("other", &gone.manifest);
+    push_image(&reg, "other", "v2", &[&base]);
+    reg.put_blob("other", &rand_bytes("orphan"));
+    std::thread::sleep(Duration::from_millis(1100));
+    let want = regstore_gc(&reg, true, true);
+    assert_eq!(
+        (want.blobs.len(), want.manifests.len()),
+        (10, 2),
+        "the garbage (2 untagged images, 1 deleted, 1 orphan blob): {want:?}"
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let upstream: std::net::SocketAddr = e
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("RGW endpoint is http://127.0.0.1:<port>");
+    let config = std::fs::read_to_string(reg.config()).unwrap();
+    // A proxy accepting `budget` connections (one request each) and a config that uses it,
+    // with retries off so the first refused connection is the run's error.
+    let through = |budget: u64| {
+        let proxy = rt
+            .block_on(regstore_fault_proxy::FaultProxy::start(
+                regstore_fault_proxy::ProxyConfig::new(upstream).with_max_connections(budget),
+            ))
+            .unwrap();
+        let cfg = reg.dir.path().join(format!("through-{budget}.yml"));
+        std::fs::write(
+            &cfg,
+            config
+                .replace(&e.endpoint, &proxy.endpoint())
+                .replace("    v4auth:", "    maxretries: 0\n    v4auth:"),
+        )
+        .unwrap();
+        (proxy, cfg)
+    };
+    let gc_via = |cfg: &std::path::Path, dry_run: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_regstore"));
+        c.arg("--config")
+            .arg(cfg)
+            .args(["--json", "gc", "-m", "--min-age", "0s", "--jobs", "1"]);
+        if dry_run {
+            c.arg("--dry-run");
+        }
+        c.output().unwrap()
+    };
+    for (cut_off, extra) in [1u64, 3, 6, 15].into_iter().enumerate() {
+        // The requests of the plan, counted on an undisturbed dry run.
+        let (proxy, cfg) = through(1_000_000);
+        let out = gc_via(&cfg, true);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plan_requests = proxy.counts().requests;
+        drop(proxy);
+        let (proxy, cfg) = through(plan_requests + extra);
+        let out = gc_via(&cfg, false);
+        drop(proxy);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if out.status.success() && cut_off >= 3 {
+            // The remaining sweep needed fewer requests than this cut (batched deletes).
+            eprintln!("the sweep finished within {plan_requests}+{extra} requests");
+            break;
+        }
+        assert!(
+            !out.status.success() && doc["deleted"].is_object() && doc["error"].is_string(),
+            "cut {extra} requests into the sweep: exit {:?}, {doc}",
+            out.status.code()
+        );
+        eprintln!(
+            "cut-off after {plan_requests}+{extra} requests: deleted {}; {}",
+            doc["deleted"], doc["error"]
+        );
+        let fsck = regstore(&reg, &["fsck"]);
+        assert!(
+            fsck.status.success(),
+            "fsck after a sweep cut off {extra} requests in: {}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+    }
+    let done = regstore_gc(&reg, true, false);
+    assert!(done.blobs.is_subset(&want.blobs), "new garbage: {done:?}");
+    let left = regstore_gc(&reg, true, true);
+    assert!(
+        left.blobs.is_empty() && left.manifests.is_empty(),
+        "left: {left:?}"
+    );
+    let pulled = tempfile::tempdir().unwrap();
+    for (repo, tag) in [("app", "latest"), ("other", "v2")] {
+        let out = Command::new("skopeo")
+            .args(["copy", "--src-tls-verify=false", "--quiet"])
+            .arg(reg.target(repo, tag))
+            .arg(format!("oci:{}:{tag}", pulled.path().join(repo).display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pull {repo}:{tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for m in [false, true] {
+        let after = distribution_gc(&reg, m);
+        assert!(
+            after.blobs.is_empty() && after.manifests.is_empty(),
+            "distribution m={m} finds: {after:?}"
+        );
+    }
 }

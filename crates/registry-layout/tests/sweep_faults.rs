@@ -95,9 +95,7 @@ async fn seed(inner: Arc<dyn StorageDriver>) -> (Reg, Kept) {
     let (old, _) = r.image("a", &[shared.clone(), l_old]).await;
     r.tag("a", "latest", &old).await;
     let l_new = r.layer("a").await;
-    let (new, c_new) = r
-        .image("a", &[shared.clone(), l_new.clone()])
-        .await;
+    let (new, c_new) = r.image("a", &[shared.clone(), l_new.clone()]).await;
     r.tag("a", "latest", &new).await;
     kept.push(("a", "latest", new, vec![shared.clone(), l_new, c_new]));
     // b: a manifest deleted by digest, one tagged
@@ -132,7 +130,11 @@ async fn assert_intact(r: &Reg, kept: &Kept, when: &str) {
             .get_content(&r.layout.tag_current_link(repo, tag))
             .await
             .unwrap();
-        assert_eq!(cur.as_ref(), m.to_string().as_bytes(), "{when}: {repo}:{tag}");
+        assert_eq!(
+            cur.as_ref(),
+            m.to_string().as_bytes(),
+            "{when}: {repo}:{tag}"
+        );
         assert!(r.blob_exists(m).await, "{when}: {repo}:{tag} manifest");
         for b in blobs {
             assert!(r.blob_exists(b).await, "{when}: {repo}:{tag} blob {b}");
@@ -159,7 +161,10 @@ async fn a_failed_delete_at_any_point_leaves_a_consistent_store() {
         assert!(err.is_none(), "{err:?}");
         let total = counter.deletes.load(Ordering::SeqCst) - before;
         // The plan has real work in every phase, so every phase gets a failure below.
-        assert!(!p.blobs.is_empty() && (!m || !p.manifests.is_empty()), "{p:?}");
+        assert!(
+            !p.blobs.is_empty() && (!m || !p.manifests.is_empty()),
+            "{p:?}"
+        );
         assert!(
             total >= p.blobs.len() + p.manifests.len() + p.layer_links.len(),
             "{total} deletes for {p:?}"
