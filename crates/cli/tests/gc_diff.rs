@@ -1,5 +1,6 @@
 //! Differential tests of `regstore gc` against distribution's own `garbage-collect` (Debian's
-//! `docker-registry` 2.8.2) on the filesystem backend: a real Go registry on 127.0.0.1, images
+//! `docker-registry` 2.8.2), on the filesystem (`fs::*`) and on S3 (`s3::*`, the RGW bucket of
+//! `REGSTORE_S3_*`, the Go registry and regstore sharing one root): a real Go registry on 127.0.0.1, images
 //! pushed with skopeo from OCI layouts written here (and Docker manifests PUT over the API),
 //! deletes through the registry API. For every scenario both collectors run in dry-run mode,
 //! with and without `-m`, and the eligible sets must be equal — except for distribution
@@ -8,10 +9,13 @@
 //! every kept tag must still pull with skopeo, distribution must find nothing left to free,
 //! and `regstore fsck` must find nothing wrong.
 //!
+//! Beside the scenarios: `live_gc_beside_pushes` (gc in a loop while skopeo pushes keep
+//! running) and `s3_sweep_cut_off_midway` (RGW stops answering part way through a sweep).
+//!
 //! Needs `docker-registry` and `skopeo`, so the tests are `#[ignore]`d in a plain `cargo test`
 //! (reported as ignored, never as passed); `cargo xtask gc-diff` installs the tools and runs them
-//! with `--include-ignored`. Without the tools a test prints `skipped: …`, unless `CI` is set:
-//! then it fails.
+//! with `--include-ignored`, with RGW running. Without the tools (or, for the S3 tests, the
+//! server) a test prints `skipped: …`, unless `CI` is set: then it fails.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

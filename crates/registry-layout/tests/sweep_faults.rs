@@ -170,6 +170,7 @@ async fn a_failed_delete_at_any_point_leaves_a_consistent_store() {
             "{total} deletes for {p:?}"
         );
         assert_intact(&r, &kept, "undisturbed").await;
+        eprintln!("m={m}: failing each of the sweep's {total} deletes in turn");
 
         for n in 1..=total {
             let faulty = Arc::new(FailNthDelete {
