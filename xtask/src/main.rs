@@ -79,8 +79,9 @@ enum Cmd {
     /// Bounded soak of the S3 driver through the fault-injection proxy on RGW: concurrent
     /// writers and readers, SHA-256 verification, no lost objects, no leaked uploads.
     Soak(SoakCli),
-    /// Differential tests of `regstore gc` against distribution's `garbage-collect` (installs
-    /// docker-registry and skopeo with apt when missing).
+    /// Differential tests of `regstore gc` against distribution's `garbage-collect` on the
+    /// filesystem and on RGW, the live test and the mid-sweep cut-off (installs docker-registry
+    /// and skopeo with apt when missing; starts RGW unless REGSTORE_S3_* names a server).
     GcDiff,
 }
 
@@ -546,8 +547,8 @@ fn ci(r: &mut Runner) -> Result<()> {
             seed: Some(1),
         },
     )?;
-    // regstore gc against distribution's own garbage-collect on the same store (installs
-    // Debian's docker-registry and skopeo when missing).
+    // regstore gc against distribution's own garbage-collect on the same store, filesystem and
+    // RGW, plus the live test (installs Debian's docker-registry and skopeo when missing).
     distribution::gc_diff(r)
 }
 

@@ -178,6 +178,30 @@ impl Ctx<'_> {
         }
     }
 
+    /// Reads a link while the registry may be writing it. distribution's filesystem driver
+    /// writes a link by truncating the file and then writing it, so a concurrent reader can
+    /// find it empty (the live test met this). An empty link is read again after 10, 40 and
+    /// 160 ms; one still empty whose file is younger than the cutoff is a write in progress,
+    /// `Ok(None)` (the caller keeps what it may name). An empty old link, or any other bad
+    /// content, stays [`LayoutError::BadLink`].
+    async fn read_live_link(&self, path: &str) -> Result<Option<Digest>> {
+        let mut pause = Duration::from_millis(10);
+        for _ in 0..3 {
+            match scan::read_link(self.driver, path).await {
+                Err(LayoutError::BadLink { content, .. }) if content.is_empty() => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 4;
+                }
+                r => return r.map(Some),
+            }
+        }
+        match self.driver.stat(path).await {
+            Ok(fi) if is_young(fi.mod_time, self.cutoff) => Ok(None),
+            Ok(_) => scan::read_link(self.driver, path).await.map(Some),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Marks a kept manifest and what it references; returns the child manifests (of an
     /// index) to visit next. A missing blob is skipped silently, as distribution does.
     async fn visit(&self, d: &Digest) -> Result<Vec<Digest>> {
@@ -232,19 +256,31 @@ impl Ctx<'_> {
 
     /// Reads revision links concurrently: digest (from content) → link.
     async fn read_revisions(&self, links: &[LinkFile]) -> Result<BTreeMap<Digest, LinkFile>> {
-        let read: Vec<(LinkFile, Result<Digest>)> = futures::stream::iter(links.iter().cloned())
-            .map(|l| async move {
-                let r = scan::read_link(self.driver, &l.path).await;
-                (l, r)
-            })
-            .buffer_unordered(self.jobs())
-            .collect()
-            .await;
+        let read: Vec<(LinkFile, Result<Option<Digest>>)> =
+            futures::stream::iter(links.iter().cloned())
+                .map(|l| async move {
+                    let r = self.read_live_link(&l.path).await;
+                    (l, r)
+                })
+                .buffer_unordered(self.jobs())
+                .collect()
+                .await;
         let mut out = BTreeMap::new();
         for (l, r) in read {
             match r {
-                Ok(d) => {
+                Ok(Some(d)) => {
                     out.insert(d, l);
+                }
+                // A manifest PUT writing this revision now: keep what the directory names, as
+                // a young revision (its time is unknown, so it is never queued).
+                Ok(None) => {
+                    if let Some(d) = l.dir_digest.clone() {
+                        let young = LinkFile {
+                            mod_time: None,
+                            ..l
+                        };
+                        out.insert(d, young);
+                    }
                 }
                 Err(LayoutError::Storage(s)) if s.is_not_found() => {}
                 Err(e @ LayoutError::BadLink { .. }) => {
@@ -270,10 +306,13 @@ impl Ctx<'_> {
         if self.opts.delete_untagged {
             for t in &state.tags {
                 let Some(cur) = &t.current else { continue };
-                match scan::read_link(self.driver, &cur.path).await {
-                    Ok(d) => {
+                match self.read_live_link(&cur.path).await {
+                    Ok(Some(d)) => {
                         tagged.insert(d);
                     }
+                    // A tag being moved now: which revision it leaves is unknown, so delete
+                    // nothing untagged in this repository this time.
+                    Ok(None) => tags_unreadable = true,
                     Err(LayoutError::Storage(e)) if e.is_not_found() => {}
                     Err(e @ LayoutError::BadLink { .. }) => {
                         // Which revision the tag means is unknown: delete nothing untagged here.

@@ -311,3 +311,39 @@ async fn empty_store_plans_nothing() {
     let p = plan(&r, &opts(true)).await;
     assert_eq!((p.marked, p.blobs.len(), p.manifests.len()), (0, 0, 0));
 }
+
+#[tokio::test]
+async fn empty_young_link_is_a_write_in_progress() {
+    // distribution's filesystem driver truncates a link, then writes it: a live gc can read it
+    // empty. Young: a write in progress, keep what it may name. Old: a bad link, as before.
+    let mut r = Reg::new();
+    let (old, _) = r.image("r", &[]).await;
+    let (new, _) = r.image("r", &[]).await;
+    r.tag("r", "t", &old).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let hour = GcOptions {
+        min_age: Duration::from_secs(3600),
+        ..opts(true)
+    };
+    // A tag being moved: nothing untagged in its repository is queued.
+    r.put(&r.layout.tag_current_link("r", "t"), "").await;
+    let p = gc::plan(&r.driver, &r.layout, &hour, &NoProgress)
+        .await
+        .unwrap();
+    assert!(p.manifests.is_empty() && p.blobs.is_empty(), "{p:?}");
+    // A revision being written: kept under the name of its directory, with what it references.
+    r.tag("r", "t", &old).await;
+    r.put(&r.layout.revision_link("r", &new), "").await;
+    let p = gc::plan(&r.driver, &r.layout, &hour, &NoProgress)
+        .await
+        .unwrap();
+    assert!(p.manifests.is_empty() && p.blobs.is_empty(), "{p:?}");
+    // Older than the cutoff, an empty link is still a bad link.
+    let e = gc::plan(&r.driver, &r.layout, &opts(true), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(&r.layout.revision_link("r", &new)),
+        "{e}"
+    );
+}

@@ -14,8 +14,13 @@ pub struct Reg {
 
 impl Reg {
     pub fn new() -> Self {
+        Self::on(Arc::new(regstore_driver_inmemory::InMemoryDriver::new()))
+    }
+
+    /// A registry tree on `inner` (tests that wrap the backend keep a handle to it).
+    pub fn on(inner: Arc<dyn regstore_driver_api::StorageDriver>) -> Self {
         Reg {
-            driver: Driver::new(Arc::new(regstore_driver_inmemory::InMemoryDriver::new())),
+            driver: Driver::new(inner),
             layout: Layout::default(),
             n: 0,
         }
