@@ -332,7 +332,33 @@ pub fn workspace_root() -> PathBuf {
 pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(workspace_root());
+    // `cargo run` (how `cargo xtask` starts) gives xtask its own package variables. Build
+    // scripts that declare `rerun-if-env-changed` on them (ring does, for CARGO_MANIFEST_DIR and
+    // CARGO_PKG_*) would otherwise see other values than under a plain `cargo`, and rebuild
+    // themselves and everything above them on every switch between the two.
+    for (name, _) in std::env::vars_os() {
+        if let Some(name) = name.to_str() {
+            if is_package_variable(name) {
+                cmd.env_remove(name);
+            }
+        }
+    }
     cmd
+}
+
+/// The variables cargo sets for the package it runs or builds, as opposed to configuration
+/// (`CARGO`, `CARGO_HOME`, `CARGO_TARGET_DIR`, `CARGO_INCREMENTAL`, …), which children inherit.
+fn is_package_variable(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 /// An S3 server for a run: one xtask started (stopped when dropped) or one the developer announced
@@ -702,4 +728,30 @@ fn bench(r: &mut Runner, args: &BenchArgs) -> Result<()> {
         cmd.args(["--filter", f]);
     }
     r.run("bench (release build)", &mut cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_package_variable;
+
+    #[test]
+    fn package_variables_are_dropped_configuration_is_kept() {
+        for v in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_PRE",
+            "CARGO_CRATE_NAME",
+        ] {
+            assert!(is_package_variable(v), "{v}");
+        }
+        for v in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_INCREMENTAL",
+            "CARGO_TERM_COLOR",
+        ] {
+            assert!(!is_package_variable(v), "{v}");
+        }
+    }
 }
