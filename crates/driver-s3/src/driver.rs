@@ -14,7 +14,6 @@ use regstore_driver_api::{
 
 use crate::config::S3Config;
 use crate::connection::{PresignMethod, S3Connection};
-use crate::dispatch::RequestStats;
 use crate::error::{S3Error, DRIVER};
 use crate::keys::KeyMapper;
 use crate::pagination::PageGuard;
@@ -22,18 +21,9 @@ use crate::reader::{RangeSource, ReadPlan};
 use crate::s3api::{
     collect, DeleteFailure, GetAnswer, ListRequest, S3Api, UploadInfo, WriteHeaders,
 };
+use crate::shared::Inner;
+use crate::stats::RequestStats;
 use crate::writer::S3Writer;
-
-/// Shared state of a driver and its writers.
-#[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) api: S3Api,
-    pub(crate) keys: KeyMapper,
-    pub(crate) headers: WriteHeaders,
-    /// Headers of writer tail records: the same encryption and ACL, the default storage class
-    /// (a record lives minutes to days; infrequent-access classes bill at least 30 days).
-    pub(crate) tail_headers: WriteHeaders,
-}
 
 /// The S3 storage driver (registered as `s3` and `s3aws`; reports itself as `"s3aws"`).
 ///

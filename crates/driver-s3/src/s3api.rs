@@ -7,18 +7,21 @@
 //! id, a continuation token on a truncated page) become typed errors, never panics.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use regstore_driver_api::{ByteStream, Error};
 use rusoto_s3::S3 as _;
 
+use crate::call::{Call, Operation};
 use crate::config::S3Config;
 use crate::connection::S3Connection;
-use crate::dispatch::RequestStats;
 use crate::error::{S3Error, DRIVER};
 use crate::listxml;
+use crate::retry::{jitter_unit, RetryPolicy};
+use crate::s3time::parse_time;
+use crate::stats::RequestStats;
 
 /// Headers every object-creating request carries (PutObject, CreateMultipartUpload,
 /// CopyObject): content type, canned ACL, server-side encryption, KMS key id, storage class.
@@ -325,7 +328,9 @@ impl S3Api {
         };
         call(
             OP,
-            crate::dispatch::with_replayable_body(replay, self.conn.client.put_object(req)),
+            self.conn
+                .client(Call::new(Operation::PutObject).with_body(replay))
+                .put_object(req),
         )
         .await?;
         Ok(())
@@ -385,7 +390,14 @@ impl S3Api {
             if_match: if_match.map(str::to_owned),
             ..Default::default()
         };
-        let out = match call(OP, self.conn.client.get_object(req)).await {
+        let out = match call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::GetObject))
+                .get_object(req),
+        )
+        .await
+        {
             Ok(out) => out,
             Err(e) => {
                 return if e.is_invalid_range() {
@@ -441,7 +453,13 @@ impl S3Api {
             key: key.to_owned(),
             ..Default::default()
         };
-        let out = call(OP, self.conn.client.head_object(req)).await?;
+        let out = call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::HeadObject))
+                .head_object(req),
+        )
+        .await?;
         Ok(ObjectHead {
             size: length(OP, "Content-Length", out.content_length)?,
             last_modified: out.last_modified.as_deref().and_then(parse_time),
@@ -488,7 +506,7 @@ impl S3Api {
         request.set_params(params);
         let mut response = self
             .conn
-            .raw
+            .raw(Call::new(Operation::ListObjectsV2))
             .sign_and_dispatch(request)
             .await
             .map_err(|e| S3Error::from_rusoto(OP, RusotoError::<ListObjectsV2Error>::from(e)))?;
@@ -549,7 +567,13 @@ impl S3Api {
             storage_class: headers.storage_class.clone(),
             ..Default::default()
         };
-        let out = call(OP, self.conn.client.create_multipart_upload(req)).await?;
+        let out = call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::CreateMultipartUpload).with_key(key))
+                .create_multipart_upload(req),
+        )
+        .await?;
         out.upload_id
             .filter(|id| !id.is_empty())
             .ok_or_else(|| S3Error::malformed(OP, "answer has no UploadId"))
@@ -581,7 +605,9 @@ impl S3Api {
         };
         let out = call(
             OP,
-            crate::dispatch::with_replayable_body(replay, self.conn.client.upload_part(req)),
+            self.conn
+                .client(Call::new(Operation::UploadPart).with_body(replay))
+                .upload_part(req),
         )
         .await?;
         let etag = out
@@ -611,7 +637,13 @@ impl S3Api {
             copy_source_range: range.map(|(a, b)| format!("bytes={a}-{b}")),
             ..Default::default()
         };
-        let out = call(OP, self.conn.client.upload_part_copy(req)).await?;
+        let out = call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::UploadPartCopy))
+                .upload_part_copy(req),
+        )
+        .await?;
         let etag = out
             .copy_part_result
             .and_then(|r| r.e_tag)
@@ -644,7 +676,13 @@ impl S3Api {
             }),
             ..Default::default()
         };
-        let out = call(OP, self.conn.client.complete_multipart_upload(req)).await?;
+        let out = call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::CompleteMultipartUpload))
+                .complete_multipart_upload(req),
+        )
+        .await?;
         // S3 may answer 200 and put the error in the body (it keeps the connection alive while
         // assembling); rusoto parses any root element, so such an answer arrives as a result
         // with nothing in it. A real result names the bucket, the location or the ETag (RGW's
@@ -672,7 +710,7 @@ impl S3Api {
             ..Default::default()
         };
         self.conn
-            .client
+            .client(Call::new(Operation::AbortMultipartUpload))
             .abort_multipart_upload(req)
             .await
             .map_err(|e| S3Error::from_rusoto(OP, e))?;
@@ -700,7 +738,7 @@ impl S3Api {
         };
         let out = self
             .conn
-            .client
+            .client(Call::new(Operation::ListMultipartUploads))
             .list_multipart_uploads(req)
             .await
             .map_err(|e| S3Error::from_rusoto(OP, e))?;
@@ -745,7 +783,7 @@ impl S3Api {
         };
         let out = self
             .conn
-            .client
+            .client(Call::new(Operation::ListParts))
             .list_parts(req)
             .await
             .map_err(|e| S3Error::from_rusoto(OP, e))?;
@@ -794,7 +832,13 @@ impl S3Api {
             storage_class: headers.storage_class.clone(),
             ..Default::default()
         };
-        let out = call(OP, self.conn.client.copy_object(req)).await?;
+        let out = call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::CopyObject))
+                .copy_object(req),
+        )
+        .await?;
         // As for CompleteMultipartUpload: an error may come inside a 200 answer.
         let result = out.copy_object_result;
         if result.is_none_or(|r| r.e_tag.is_none() && r.last_modified.is_none()) {
@@ -814,7 +858,13 @@ impl S3Api {
             key: key.to_owned(),
             ..Default::default()
         };
-        call(OP, self.conn.client.delete_object(req)).await?;
+        call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::DeleteObject))
+                .delete_object(req),
+        )
+        .await?;
         Ok(())
     }
 
@@ -841,7 +891,7 @@ impl S3Api {
         // (Garage under load answers `ServiceUnavailable: database is locked` per key; AWS
         // documents `InternalError` and `SlowDown`). Those keys are sent again, alone, with the
         // dispatcher's back-off and `maxretries` budget; the rest are reported as they are.
-        let policy = crate::dispatch::RetryPolicy::from_config(&self.conn.config);
+        let policy = RetryPolicy::from_config(&self.conn.config);
         let mut keys = keys;
         let mut failures = Vec::new();
         let mut retry = 0u32;
@@ -864,14 +914,16 @@ impl S3Api {
                 return Ok(failures);
             }
             retry += 1;
-            self.conn.stats.record_retry(OP, false);
+            self.conn
+                .stats
+                .record_retry(Operation::DeleteObjects, false);
             tracing::debug!(
                 op = OP,
                 retry,
                 keys = again.len(),
                 "s3 retrying keys DeleteObjects could not delete"
             );
-            tokio::time::sleep(policy.backoff(retry, crate::dispatch::jitter_unit())).await;
+            tokio::time::sleep(policy.backoff(retry, jitter_unit())).await;
             keys = again;
         }
     }
@@ -895,7 +947,7 @@ impl S3Api {
         };
         let out = self
             .conn
-            .client
+            .client(Call::new(Operation::DeleteObjects))
             .delete_objects(req)
             .await
             .map_err(|e| S3Error::from_rusoto(OP, e))?;
@@ -925,7 +977,12 @@ impl S3Api {
             ),
             ..Default::default()
         };
-        match self.conn.client.create_bucket(req).await {
+        match self
+            .conn
+            .client(Call::new(Operation::CreateBucket))
+            .create_bucket(req)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => {
                 let e = S3Error::from_rusoto(OP, e);
@@ -948,7 +1005,7 @@ impl S3Api {
         };
         let out = self
             .conn
-            .client
+            .client(Call::new(Operation::GetObjectAcl))
             .get_object_acl(req)
             .await
             .map_err(|e| S3Error::from_rusoto(OP, e))?;
@@ -1077,104 +1134,9 @@ pub(crate) async fn collect(
     })
 }
 
-/// Parses the two time formats S3 uses: ISO 8601 in listings (`2026-11-23T15:28:43.000Z`)
-/// and RFC 7231 in headers (`Mon, 23 Nov 2026 15:28:43 GMT`). `None` for anything else:
-/// a time is informational and must not fail a request.
-pub(crate) fn parse_time(s: &str) -> Option<SystemTime> {
-    let s = s.trim();
-    let (y, mo, d, h, mi, sec, nanos) = if s.as_bytes().get(4) == Some(&b'-') {
-        // YYYY-MM-DDTHH:MM:SS[.fff]Z
-        let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
-        let nanos = match s.get(19..20) {
-            Some(".") => {
-                let frac: String = s[20..].chars().take_while(char::is_ascii_digit).collect();
-                let digits = frac.len().min(9);
-                let v: u64 = frac.get(..digits)?.parse().ok()?;
-                v * 10u64.pow(9 - digits as u32)
-            }
-            _ => 0,
-        };
-        (
-            num(0..4)?,
-            num(5..7)?,
-            num(8..10)?,
-            num(11..13)?,
-            num(14..16)?,
-            num(17..19)?,
-            nanos,
-        )
-    } else {
-        // Day, DD Mon YYYY HH:MM:SS GMT
-        let mut it = s.split_whitespace();
-        let _weekday = it.next()?;
-        let d: u64 = it.next()?.parse().ok()?;
-        let mon = it.next()?;
-        let mo = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ]
-        .iter()
-        .position(|m| m.eq_ignore_ascii_case(mon))? as u64
-            + 1;
-        let y: u64 = it.next()?.parse().ok()?;
-        let mut hms = it.next()?.split(':').map(|v| v.parse::<u64>().ok());
-        let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
-        (y, mo, d, h, mi, sec, 0)
-    };
-    if !(1970..=9999).contains(&y)
-        || !(1..=12).contains(&mo)
-        || !(1..=31).contains(&d)
-        || h > 23
-        || mi > 59
-        || sec > 60
-    {
-        return None;
-    }
-    // Days from civil (proleptic Gregorian), 1970-01-01 = 0.
-    let (y, mo) = (y as i64, mo as i64);
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + sec;
-    Some(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_both_time_formats() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_448_123);
-        assert_eq!(parse_time("2026-11-23T15:35:23.000Z"), Some(t));
-        assert_eq!(parse_time("2026-11-23T15:35:23Z"), Some(t));
-        assert_eq!(parse_time("Mon, 23 Nov 2026 15:35:23 GMT"), Some(t));
-        assert_eq!(
-            parse_time("2026-11-23T15:35:23.5Z"),
-            Some(t + Duration::from_millis(500))
-        );
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
-        assert_eq!(
-            parse_time("2000-03-01T00:00:00Z"),
-            Some(UNIX_EPOCH + Duration::from_secs(951_868_800))
-        );
-        assert_eq!(
-            parse_time("Mon, 23 Nov 99999999999999999 15:35:23 GMT"),
-            None
-        );
-        for bad in [
-            "",
-            "garbage",
-            "2026-13-01T00:00:00Z",
-            "Mon, 23 Foo 2026 15:35:23 GMT",
-            "2026-11-23T1",
-        ] {
-            assert_eq!(parse_time(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn content_range_parsing() {
@@ -1240,7 +1202,7 @@ mod tests {
         fn dispatch(
             &self,
             request: rusoto_core::signature::SignedRequest,
-            _timeout: Option<Duration>,
+            _timeout: Option<std::time::Duration>,
         ) -> rusoto_core::request::DispatchSignedRequestFuture {
             use futures::FutureExt as _;
             let seen = Arc::clone(&self.seen);

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use regstore_driver_api::{FileInfo, Result, StoragePath, WalkControl, WalkFn, WalkOptions};
 
-use crate::driver::Inner;
+use crate::shared::Inner;
 use crate::error::S3Error;
 use crate::pagination::PageGuard;
 use crate::s3api::{ListPage, ListRequest};

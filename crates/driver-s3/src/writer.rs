@@ -41,14 +41,11 @@ use futures::stream::{FuturesUnordered, StreamExt, TryStreamExt};
 use regstore_driver_api::{Error, FileWriter, Result, StoragePath, WriterLifecycle};
 use tokio::task::JoinHandle;
 
-use crate::driver::Inner;
+use crate::shared::Inner;
 use crate::error::{S3Error, DRIVER};
 use crate::pagination::{PageGuard, MAX_LIST_PAGES};
 use crate::s3api::{collect, PartInfo};
-use crate::tail::{Tail, MAX_PART};
-
-/// S3's minimum size of a non-final part.
-pub(crate) const MIN_PART: u64 = 5 * 1024 * 1024;
+use crate::tail::{Tail, MAX_PART, MIN_PART};
 
 /// Writes smaller than this are copied into one buffer; larger ones are kept as they are
 /// (reference-counted, no copy) until their part is uploaded.
