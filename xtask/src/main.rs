@@ -8,6 +8,7 @@ mod bench;
 mod deny;
 mod distribution;
 mod fuzz;
+mod module_cycles;
 mod package;
 mod runner;
 mod servers;
@@ -83,6 +84,9 @@ enum Cmd {
     /// filesystem and on RGW, the live test and the mid-sweep cut-off (installs docker-registry
     /// and skopeo with apt when missing; starts RGW unless REGSTORE_S3_* names a server).
     GcDiff,
+    /// Fails when the top-level modules of a crate import each other in a cycle (textual
+    /// check of `crate::`/`super::` paths; part of `cargo xtask test`).
+    ModuleCycles,
 }
 
 #[derive(Args)]
@@ -312,6 +316,9 @@ fn main() -> ExitCode {
             },
         ),
         Cmd::GcDiff => distribution::gc_diff(&mut r),
+        Cmd::ModuleCycles => r.stage("module cycles", "", || {
+            module_cycles::module_cycles(&workspace_root())
+        }),
     };
     r.summary();
     match result {
@@ -501,6 +508,9 @@ fn conformance_runs(r: &mut Runner, runs: &[ConformanceArgs]) -> Result<()> {
 
 fn test(r: &mut Runner) -> Result<()> {
     r.check("cargo fmt", cargo().args(["fmt", "--all", "--check"]))?;
+    r.stage("module cycles", "", || {
+        module_cycles::module_cycles(&workspace_root())
+    })?;
     r.check(
         "cargo clippy",
         cargo().args([

@@ -58,15 +58,16 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+mod capabilities;
 mod cases;
 mod data;
 mod harness;
 mod redirect;
 pub mod writer_model;
 
+pub use capabilities::{Capabilities, WalkOrder, DEFAULT_PART_SIZE, MAX_REDIRECT_RETRIES};
 pub use harness::{
-    run_all, run_case, Capabilities, CaseReport, Constructor, Fixture, Outcome, Report, Suite,
-    Teardown, WalkOrder, DEFAULT_PART_SIZE, MAX_REDIRECT_RETRIES,
+    run_all, run_case, CaseReport, Constructor, Fixture, Outcome, Report, Suite, Teardown,
 };
 
 /// The suite's deterministic generator, public so that tests, fault plans and benchmarks built

@@ -1,4 +1,5 @@
-//! One configured S3 endpoint: the rusoto client (over [`Dispatcher`]) and presigning.
+//! One configured S3 endpoint: rusoto clients bound to one [`Call`] each (over
+//! [`Dispatcher::call`]) and presigning.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +10,14 @@ use rusoto_core::signature::SignedRequest;
 use rusoto_core::{Client, Region};
 use rusoto_s3::S3Client;
 
+use crate::addressing::Addressing;
+use crate::call::Call;
 use crate::config::{S3Config, DRIVER_NAME};
 use crate::credentials::{time_to_expiry, CredentialsProvider};
-use crate::dispatch::{Addressing, Dispatcher, RequestStats};
+use crate::dispatch::Dispatcher;
 use crate::sigv2;
 use crate::sigv4::{self, Signer};
+use crate::stats::RequestStats;
 
 /// Which request a presigned URL is good for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,12 +39,9 @@ impl PresignMethod {
 
 /// A configured S3 endpoint. Cheap to share behind the driver's `Arc`.
 pub(crate) struct S3Connection {
-    /// rusoto's S3 client. It does not sign: [`Dispatcher`] signs every request (v4 or v2).
-    pub(crate) client: S3Client,
-    /// The same not-signing client without rusoto_s3 on top: sends a request built by
-    /// `s3api` through [`Dispatcher`] (addressing, signing, retries, counting) and hands back
-    /// the raw answer, for operations whose answer we parse ourselves (ListObjectsV2).
-    pub(crate) raw: Client,
+    /// Addresses, signs, counts, retries and sends every request (v4 or v2); rusoto's
+    /// clients do not sign.
+    dispatcher: Dispatcher,
     /// The configuration it was built from.
     pub(crate) config: Arc<S3Config>,
     /// Requests sent, by operation.
@@ -118,8 +119,6 @@ impl S3Connection {
             None => Dispatcher::new(&config, Arc::clone(&credentials), Arc::clone(&stats)),
         }
         .map_err(|e| Error::backend(DRIVER_NAME, None, format!("TLS setup failed: {e}")))?;
-        let raw = Client::new_not_signing(dispatcher);
-        let client = S3Client::new_with_client(raw.clone(), region.clone());
         let addressing = Addressing::new(&config);
         tracing::debug!(
             driver = DRIVER_NAME,
@@ -130,8 +129,7 @@ impl S3Connection {
             "s3 connection configured"
         );
         Ok(S3Connection {
-            client,
-            raw,
+            dispatcher,
             config: Arc::new(config),
             stats,
             credentials,
@@ -139,6 +137,19 @@ impl S3Connection {
             addressing,
             signer: Signer::new(),
         })
+    }
+
+    /// rusoto's S3 client for one `call`: it builds the request of that operation and reads
+    /// its answer; the dispatcher sends it as `call` says. Cheap (an `Arc` and the region).
+    pub(crate) fn client(&self, call: Call) -> S3Client {
+        S3Client::new_with_client(self.raw(call), self.region.clone())
+    }
+
+    /// The same not-signing client without rusoto_s3 on top, for one `call`: sends a request
+    /// built by `s3api` through the dispatcher and hands back the raw answer, for operations
+    /// whose answer we parse ourselves (ListObjectsV2).
+    pub(crate) fn raw(&self, call: Call) -> Client {
+        Client::new_not_signing(self.dispatcher.call(call))
     }
 
     /// The region (and endpoint) requests are built for.
@@ -334,6 +345,7 @@ mod tests {
 #[cfg(test)]
 mod server_tests {
     use super::*;
+    use crate::call::Operation;
     use futures::TryStreamExt as _;
     use regstore_driver_api::Parameters;
     use rusoto_s3::{
@@ -367,7 +379,7 @@ mod server_tests {
             .with("useragent", "regstore-transport-test");
         let conn = S3Connection::new(S3Config::from_parameters(&p).unwrap()).unwrap();
         let created = conn
-            .client
+            .client(Call::new(Operation::CreateBucket))
             .create_bucket(CreateBucketRequest {
                 bucket: e.bucket.clone(),
                 ..Default::default()
@@ -394,7 +406,7 @@ mod server_tests {
 
     async fn get_bytes(conn: &S3Connection, key: &str) -> Vec<u8> {
         let out = conn
-            .client
+            .client(Call::new(Operation::GetObject))
             .get_object(GetObjectRequest {
                 bucket: conn.config.bucket.clone(),
                 key: key.to_owned(),
@@ -413,43 +425,45 @@ mod server_tests {
     async fn operations(v4auth: bool) {
         let Some(e) = env() else { return };
         let conn = connect(&e, v4auth).await;
-        let c = &conn.client;
+        let c = |op| conn.client(Call::new(op));
         let b = e.bucket.clone();
         let prefix = unique_prefix(if v4auth { "v4" } else { "v2" });
 
         // PutObject, buffered and streamed (v4 streams sign UNSIGNED-PAYLOAD), with the
         // headers the driver sends on writes.
         let small = format!("{prefix}small");
-        c.put_object(PutObjectRequest {
-            bucket: b.clone(),
-            key: small.clone(),
-            body: Some(b"hello transport".to_vec().into()),
-            content_type: Some("application/octet-stream".into()),
-            acl: Some("private".into()),
-            storage_class: Some("STANDARD".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|err| panic!("PutObject: {err}"));
+        c(Operation::PutObject)
+            .put_object(PutObjectRequest {
+                bucket: b.clone(),
+                key: small.clone(),
+                body: Some(b"hello transport".to_vec().into()),
+                content_type: Some("application/octet-stream".into()),
+                acl: Some("private".into()),
+                storage_class: Some("STANDARD".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|err| panic!("PutObject: {err}"));
         let streamed = format!("{prefix}streamed");
         let stream = futures::stream::iter(vec![
             Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"part one, ")),
             Ok(bytes::Bytes::from_static(b"part two")),
         ]);
-        c.put_object(PutObjectRequest {
-            bucket: b.clone(),
-            key: streamed.clone(),
-            body: Some(rusoto_core::ByteStream::new_with_size(stream, 18)),
-            content_length: Some(18),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|err| panic!("PutObject (stream): {err}"));
+        c(Operation::PutObject)
+            .put_object(PutObjectRequest {
+                bucket: b.clone(),
+                key: streamed.clone(),
+                body: Some(rusoto_core::ByteStream::new_with_size(stream, 18)),
+                content_length: Some(18),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|err| panic!("PutObject (stream): {err}"));
         assert_eq!(get_bytes(&conn, &small).await, b"hello transport");
         assert_eq!(get_bytes(&conn, &streamed).await, b"part one, part two");
 
         // Ranged GET.
-        let ranged = c
+        let ranged = c(Operation::GetObject)
             .get_object(GetObjectRequest {
                 bucket: b.clone(),
                 key: small.clone(),
@@ -461,7 +475,7 @@ mod server_tests {
         assert_eq!(ranged.content_length, Some(9));
 
         // HeadObject.
-        let head = c
+        let head = c(Operation::HeadObject)
             .head_object(HeadObjectRequest {
                 bucket: b.clone(),
                 key: small.clone(),
@@ -473,7 +487,7 @@ mod server_tests {
 
         // Multipart: create, a 5 MiB part and a short final part, complete.
         let big = format!("{prefix}multi/big");
-        let upload = c
+        let upload = c(Operation::CreateMultipartUpload)
             .create_multipart_upload(CreateMultipartUploadRequest {
                 bucket: b.clone(),
                 key: big.clone(),
@@ -487,7 +501,7 @@ mod server_tests {
         let part1 = vec![b'a'; 5 * 1024 * 1024];
         let mut parts = Vec::new();
         for (n, data) in [(1i64, part1.clone()), (2, b"tail".to_vec())] {
-            let out = c
+            let out = c(Operation::UploadPart)
                 .upload_part(UploadPartRequest {
                     bucket: b.clone(),
                     key: big.clone(),
@@ -504,33 +518,35 @@ mod server_tests {
                 part_number: Some(n),
             });
         }
-        c.complete_multipart_upload(CompleteMultipartUploadRequest {
-            bucket: b.clone(),
-            key: big.clone(),
-            upload_id,
-            multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|err| panic!("CompleteMultipartUpload: {err}"));
+        c(Operation::CompleteMultipartUpload)
+            .complete_multipart_upload(CompleteMultipartUploadRequest {
+                bucket: b.clone(),
+                key: big.clone(),
+                upload_id,
+                multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|err| panic!("CompleteMultipartUpload: {err}"));
         let got = get_bytes(&conn, &big).await;
         assert_eq!(got.len(), 5 * 1024 * 1024 + 4);
         assert!(got.ends_with(b"tail"));
 
         // CopyObject.
         let copy = format!("{prefix}copy");
-        c.copy_object(CopyObjectRequest {
-            bucket: b.clone(),
-            key: copy.clone(),
-            copy_source: rusoto_s3::util::encode_key(format!("{b}/{small}")),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|err| panic!("CopyObject: {err}"));
+        c(Operation::CopyObject)
+            .copy_object(CopyObjectRequest {
+                bucket: b.clone(),
+                key: copy.clone(),
+                copy_source: rusoto_s3::util::encode_key(format!("{b}/{small}")),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|err| panic!("CopyObject: {err}"));
         assert_eq!(get_bytes(&conn, &copy).await, b"hello transport");
 
         // ListObjectsV2: a bucket-level request (`/bucket`, the path SigV2 must sign as is).
-        let listed = c
+        let listed = c(Operation::ListObjectsV2)
             .list_objects_v2(ListObjectsV2Request {
                 bucket: b.clone(),
                 prefix: Some(prefix.clone()),
@@ -551,7 +567,7 @@ mod server_tests {
         );
 
         // DeleteObjects (Content-MD5 added by the dispatcher when missing).
-        let deleted = c
+        let deleted = c(Operation::DeleteObjects)
             .delete_objects(DeleteObjectsRequest {
                 bucket: b.clone(),
                 delete: Delete {
@@ -570,7 +586,7 @@ mod server_tests {
             .unwrap_or_else(|err| panic!("DeleteObjects: {err}"));
         assert!(deleted.errors.unwrap_or_default().is_empty());
         assert_eq!(deleted.deleted.unwrap_or_default().len(), 4);
-        let listed = c
+        let listed = c(Operation::ListObjectsV2)
             .list_objects_v2(ListObjectsV2Request {
                 bucket: b.clone(),
                 prefix: Some(prefix.clone()),
@@ -657,7 +673,7 @@ mod server_tests {
             unique_prefix(if v4auth { "pre4" } else { "pre2" })
         );
         let data = b"presigned payload bytes".to_vec();
-        conn.client
+        conn.client(Call::new(Operation::PutObject))
             .put_object(PutObjectRequest {
                 bucket: e.bucket.clone(),
                 key: key.clone(),
@@ -739,7 +755,7 @@ mod server_tests {
                 .with("v4auth", v4auth);
             let conn = S3Connection::new(S3Config::from_parameters(&p).unwrap()).unwrap();
             let res = conn
-                .client
+                .client(Call::new(Operation::ListObjectsV2))
                 .list_objects_v2(ListObjectsV2Request {
                     bucket: e.bucket.clone(),
                     max_keys: Some(1),
@@ -811,11 +827,11 @@ mod server_tests {
             .with("secretkey", "SK")
             .with("v4auth", v4auth);
         let config = S3Config::from_parameters(&p).unwrap();
-        let http = crate::dispatch::http_client(&config, localhost_connector());
+        let http = crate::client::http_client(&config, localhost_connector());
         let conn = S3Connection::with_http(config, Box::new(http)).unwrap();
         assert!(!conn.addressing.path_style);
-        let c = &conn.client;
-        match c
+        let c = |op| conn.client(Call::new(op));
+        match c(Operation::CreateBucket)
             .create_bucket(CreateBucketRequest {
                 bucket: bucket.into(),
                 ..Default::default()
@@ -830,16 +846,17 @@ mod server_tests {
             Err(err) => panic!("CreateBucket (vhost): {err}"),
         }
         let key = format!("{}obj", unique_prefix("vhost"));
-        c.put_object(PutObjectRequest {
-            bucket: bucket.into(),
-            key: key.clone(),
-            body: Some(b"virtual".to_vec().into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap_or_else(|err| panic!("PutObject (vhost): {err}"));
+        c(Operation::PutObject)
+            .put_object(PutObjectRequest {
+                bucket: bucket.into(),
+                key: key.clone(),
+                body: Some(b"virtual".to_vec().into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|err| panic!("PutObject (vhost): {err}"));
         assert_eq!(get_bytes(&conn, &key).await, b"virtual");
-        let listed = c
+        let listed = c(Operation::ListObjectsV2)
             .list_objects_v2(ListObjectsV2Request {
                 bucket: bucket.into(),
                 prefix: Some(key.clone()),
@@ -861,7 +878,7 @@ mod server_tests {
         let body = hyper::body::to_bytes(resp.into_body()).await.unwrap();
         assert_eq!(&body[..], b"virtual");
 
-        let deleted = c
+        let deleted = c(Operation::DeleteObjects)
             .delete_objects(DeleteObjectsRequest {
                 bucket: bucket.into(),
                 delete: Delete {

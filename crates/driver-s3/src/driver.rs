@@ -14,26 +14,16 @@ use regstore_driver_api::{
 
 use crate::config::S3Config;
 use crate::connection::{PresignMethod, S3Connection};
-use crate::dispatch::RequestStats;
 use crate::error::{S3Error, DRIVER};
 use crate::keys::KeyMapper;
-use crate::pagination::PageGuard;
+use crate::pagination::{all_uploads, ObjectPages};
 use crate::reader::{RangeSource, ReadPlan};
 use crate::s3api::{
     collect, DeleteFailure, GetAnswer, ListRequest, S3Api, UploadInfo, WriteHeaders,
 };
+use crate::shared::Inner;
+use crate::stats::RequestStats;
 use crate::writer::S3Writer;
-
-/// Shared state of a driver and its writers.
-#[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) api: S3Api,
-    pub(crate) keys: KeyMapper,
-    pub(crate) headers: WriteHeaders,
-    /// Headers of writer tail records: the same encryption and ACL, the default storage class
-    /// (a record lives minutes to days; infrequent-access classes bill at least 30 days).
-    pub(crate) tail_headers: WriteHeaders,
-}
 
 /// The S3 storage driver (registered as `s3` and `s3aws`; reports itself as `"s3aws"`).
 ///
@@ -249,28 +239,18 @@ impl S3Driver {
     async fn writer_tails(&self) -> Result<Vec<(String, Option<SystemTime>)>> {
         let prefix = crate::tail::tails_prefix(self.inner.keys.root());
         let mut keys = Vec::new();
-        let mut token: Option<String> = None;
-        let mut guard = PageGuard::new("ListObjectsV2", "list tail records");
-        loop {
-            let page = self
-                .inner
-                .api
-                .list_objects_v2(ListRequest {
-                    prefix: prefix.clone(),
-                    continuation_token: token.take(),
-                    max_keys: Some(1000),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| Error::backend(DRIVER, None, e))?;
-            keys.extend(page.objects.into_iter().map(|o| (o.key, o.last_modified)));
-            match page.next_token {
-                Some(t) => {
-                    token = Some(guard.next(t).map_err(|e| Error::backend(DRIVER, None, e))?)
-                }
-                None => return Ok(keys),
-            }
-        }
+        let first = ListRequest {
+            prefix,
+            max_keys: Some(1000),
+            ..Default::default()
+        };
+        ObjectPages::new("list tail records", first)
+            .for_each(&self.inner.api, |page| {
+                keys.extend(page.objects.into_iter().map(|o| (o.key, o.last_modified)));
+            })
+            .await
+            .map_err(|e| Error::backend(DRIVER, None, e))?;
+        Ok(keys)
     }
 
     /// The incomplete multipart uploads at or below `under` (`/` for the whole root
@@ -362,31 +342,9 @@ impl S3Driver {
         prefix: &str,
         path: Option<&str>,
     ) -> Result<Vec<UploadInfo>> {
-        let api = &self.inner.api;
-        let mut uploads = Vec::new();
-        let mut marker = None;
-        // Keys come in order: the key marker never goes back; a repeated or cycling marker
-        // pair would otherwise loop forever.
-        let mut guard = PageGuard::new("ListMultipartUploads", "list uploads")
-            .ordered(|prev: &(String, String), next| next.0 >= prev.0);
-        loop {
-            let page = api
-                .list_multipart_uploads(prefix, marker.take())
-                .await
-                .map_err(|e| Error::backend(DRIVER, path, e))?;
-            uploads.extend(page.uploads);
-            match page.next {
-                Some(next) => {
-                    marker = Some(
-                        guard
-                            .next(next)
-                            .map_err(|e| Error::backend(DRIVER, path, e))?,
-                    )
-                }
-                None => break,
-            }
-        }
-        Ok(uploads)
+        all_uploads(&self.inner.api, prefix, "list uploads")
+            .await
+            .map_err(|e| Error::backend(DRIVER, path, e))
     }
 
     /// Stat by listing `key/` (one key at most): a directory if anything is below it.
@@ -552,39 +510,30 @@ impl StorageDriver for S3Driver {
         let prefix = self.inner.keys.dir_prefix(path);
         let mut files = Vec::new();
         let mut dirs = Vec::new();
-        let mut token = None;
-        let mut guard = PageGuard::new("ListObjectsV2", "list");
-        loop {
-            let page = self
-                .inner
-                .api
-                .list_objects_v2(ListRequest {
-                    prefix: prefix.clone(),
-                    delimiter: Some("/".to_owned()),
-                    continuation_token: token.take(),
-                    max_keys: Some(1000),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.into_backend(path))?;
-            // A folder marker `dir/` equals the prefix itself and is not a child; keys that do
-            // not spell valid paths (foreign objects) are not reported.
-            files.extend(
-                page.objects
-                    .iter()
-                    .filter(|o| o.key != prefix && !o.key.ends_with('/'))
-                    .filter_map(|o| self.inner.keys.path(&o.key)),
-            );
-            dirs.extend(
-                page.common_prefixes
-                    .iter()
-                    .filter_map(|p| self.inner.keys.path(p)),
-            );
-            match page.next_token {
-                Some(t) => token = Some(guard.next(t).map_err(|e| e.into_backend(path))?),
-                None => break,
-            }
-        }
+        let first = ListRequest {
+            prefix: prefix.clone(),
+            delimiter: Some("/".to_owned()),
+            max_keys: Some(1000),
+            ..Default::default()
+        };
+        ObjectPages::new("list", first)
+            .for_each(&self.inner.api, |page| {
+                // A folder marker `dir/` equals the prefix itself and is not a child; keys that
+                // do not spell valid paths (foreign objects) are not reported.
+                files.extend(
+                    page.objects
+                        .iter()
+                        .filter(|o| o.key != prefix && !o.key.ends_with('/'))
+                        .filter_map(|o| self.inner.keys.path(&o.key)),
+                );
+                dirs.extend(
+                    page.common_prefixes
+                        .iter()
+                        .filter_map(|p| self.inner.keys.path(p)),
+                );
+            })
+            .await
+            .map_err(|e| e.into_backend(path))?;
         if files.is_empty() && dirs.is_empty() && !path.is_root() {
             return Err(Error::not_found(DRIVER, path.as_str()));
         }
@@ -616,8 +565,15 @@ impl StorageDriver for S3Driver {
         let api = &self.inner.api;
         let key = self.inner.keys.key(path);
         let sub_prefix = format!("{key}/");
-        let mut token = None;
-        let mut guard = PageGuard::new("ListObjectsV2", "delete");
+        let mut pages = ObjectPages::new(
+            "delete",
+            ListRequest {
+                prefix: key.clone(),
+                max_keys: Some(1000),
+                ..Default::default()
+            },
+        );
+        let mut request = pages.first();
         let mut found = false;
         let mut failures: Vec<DeleteFailure> = Vec::new();
         let mut failed: Option<S3Error> = None;
@@ -635,12 +591,7 @@ impl StorageDriver for S3Driver {
             }
         };
         let listed: std::result::Result<(), S3Error> = loop {
-            let list = api.list_objects_v2(ListRequest {
-                prefix: key.clone(),
-                continuation_token: token.take(),
-                max_keys: Some(1000),
-                ..Default::default()
-            });
+            let list = api.list_objects_v2(request.clone());
             tokio::pin!(list);
             let page = loop {
                 tokio::select! {
@@ -669,8 +620,9 @@ impl StorageDriver for S3Driver {
                 in_flight.push(api.delete_objects(batch));
             }
             match page.next_token {
-                Some(t) if failed.is_none() => match guard.next(t) {
-                    Ok(t) => token = Some(t),
+                Some(t) if failed.is_none() => match pages.after(Some(t)) {
+                    Ok(Some(next)) => request = next,
+                    Ok(None) => break Ok(()),
                     Err(e) => break Err(e),
                 },
                 _ => break Ok(()),

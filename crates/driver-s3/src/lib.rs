@@ -38,6 +38,9 @@
 
 #![warn(missing_docs)]
 
+mod addressing;
+mod call;
+mod client;
 mod config;
 mod connection;
 mod credentials;
@@ -45,22 +48,28 @@ mod dispatch;
 mod driver;
 mod error;
 mod factory;
+mod get_body;
 mod keys;
 mod listxml;
 mod pagination;
 mod reader;
+mod retry;
 mod s3api;
+mod s3time;
+mod shared;
 mod sigv2;
 mod sigv4;
+mod stats;
 mod tail;
 #[doc(hidden)]
 pub mod test_support;
 mod transport;
+mod upload_recovery;
 mod walk;
 mod writer;
 
 pub use config::{Credentials, S3Config};
-pub use dispatch::RequestStats;
 pub use driver::{IncompleteUpload, S3Driver};
 pub use error::ObjectChanged;
 pub use factory::S3Factory;
+pub use stats::RequestStats;

@@ -2,15 +2,16 @@
 //! continuation token (or marker), or whose listing never ends, is stopped with an error
 //! instead of being followed forever.
 //!
-//! Used by every ListObjectsV2 loop (`list`, `walk`, `delete`) and by ListMultipartUploads in
-//! the driver. `writer.rs` has its own `follow_pages` for the resume listings; it can switch to
-//! [`PageGuard`] (same checks: marker already seen, marker going backwards, page cap).
+//! Every ListObjectsV2 listing (`list`, `walk`, `delete`, tail records) is followed by one
+//! [`ObjectPages`]; every ListMultipartUploads listing (driver and writer resume) by
+//! [`all_uploads`]; the writer's ListParts loop by its own [`PageGuard`].
 
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::Hash;
 
 use crate::error::S3Error;
+use crate::s3api::{ListPage, ListRequest, S3Api, UploadInfo};
 
 /// Most pages one listing may have: 100 million keys at S3's 1,000 per page, far beyond any
 /// registry prefix, while bounding what a server whose tokens never repeat can make us do.
@@ -113,6 +114,85 @@ fn quote(token: &impl fmt::Debug) -> String {
     match text.char_indices().nth(QUOTE_LIMIT) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
+    }
+}
+
+/// One ListObjectsV2 listing followed page by page: the request of each next page (the
+/// previous answer's continuation token) behind a [`PageGuard`], so a server that repeats or
+/// cycles its tokens is stopped with an error.
+pub(crate) struct ObjectPages {
+    request: ListRequest,
+    guard: PageGuard<String>,
+}
+
+impl ObjectPages {
+    /// The listing that starts with `first` (its continuation token, if any, is dropped), on
+    /// behalf of driver operation `during` (named in a looping server's error).
+    pub(crate) fn new(during: &'static str, first: ListRequest) -> Self {
+        ObjectPages {
+            request: ListRequest {
+                continuation_token: None,
+                ..first
+            },
+            guard: PageGuard::new("ListObjectsV2", during),
+        }
+    }
+
+    /// The request of the first page.
+    pub(crate) fn first(&self) -> ListRequest {
+        self.request.clone()
+    }
+
+    /// After a page that answered `next_token`: the request of the next page, `None` after
+    /// the last page, or the guard's refusal of the token.
+    pub(crate) fn after(
+        &mut self,
+        next_token: Option<String>,
+    ) -> Result<Option<ListRequest>, S3Error> {
+        let Some(token) = next_token else {
+            return Ok(None);
+        };
+        self.request.continuation_token = Some(self.guard.next(token)?);
+        Ok(Some(self.request.clone()))
+    }
+
+    /// Lists every page through `api`, handing each to `each` in order; a refused token is
+    /// reported after the page that carried it was handed over.
+    pub(crate) async fn for_each(
+        mut self,
+        api: &S3Api,
+        mut each: impl FnMut(ListPage),
+    ) -> Result<(), S3Error> {
+        let mut next = Some(self.first());
+        while let Some(request) = next {
+            let page = api.list_objects_v2(request).await?;
+            let token = page.next_token.clone();
+            each(page);
+            next = self.after(token)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every multipart upload whose key starts with `prefix`, following ListMultipartUploads to
+/// its last page, on behalf of driver operation `during`. Keys come in order, so the key
+/// marker may never go back; a repeated or cycling marker pair is an error, not a loop.
+pub(crate) async fn all_uploads(
+    api: &S3Api,
+    prefix: &str,
+    during: &'static str,
+) -> Result<Vec<UploadInfo>, S3Error> {
+    let mut uploads = Vec::new();
+    let mut marker = None;
+    let mut guard = PageGuard::new("ListMultipartUploads", during)
+        .ordered(|prev: &(String, String), next| next.0 >= prev.0);
+    loop {
+        let page = api.list_multipart_uploads(prefix, marker.take()).await?;
+        uploads.extend(page.uploads);
+        match page.next {
+            Some(next) => marker = Some(guard.next(next)?),
+            None => return Ok(uploads),
+        }
     }
 }
 

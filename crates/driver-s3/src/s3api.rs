@@ -7,124 +7,23 @@
 //! id, a continuation token on a truncated page) become typed errors, never panics.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use regstore_driver_api::{ByteStream, Error};
 use rusoto_s3::S3 as _;
 
+use crate::call::{Call, Operation};
 use crate::config::S3Config;
 use crate::connection::S3Connection;
-use crate::dispatch::RequestStats;
 use crate::error::{S3Error, DRIVER};
 use crate::listxml;
+use crate::retry::{jitter_unit, RetryPolicy};
+use crate::s3time::parse_time;
+use crate::stats::RequestStats;
 
-/// Headers every object-creating request carries (PutObject, CreateMultipartUpload,
-/// CopyObject): content type, canned ACL, server-side encryption, KMS key id, storage class.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct WriteHeaders {
-    pub(crate) content_type: String,
-    /// Canned ACL; `None` sends no `x-amz-acl` (buckets with ACLs disabled).
-    pub(crate) acl: Option<String>,
-    /// `AES256` or `aws:kms`; `None` when encryption is off.
-    pub(crate) sse: Option<String>,
-    /// KMS key id, only together with `aws:kms`.
-    pub(crate) kms_key_id: Option<String>,
-    /// Storage class; `None` sends no header (`storageclass: NONE`).
-    pub(crate) storage_class: Option<String>,
-}
-
-impl WriteHeaders {
-    /// The headers `config` asks for. A KMS key id is sent only with encryption on: S3 rejects
-    /// a key id without `aws:kms`.
-    pub(crate) fn from_config(config: &S3Config) -> Self {
-        let kms_key_id = config
-            .key_id
-            .clone()
-            .filter(|k| config.encrypt && !k.is_empty());
-        let sse = config.encrypt.then(|| {
-            if kms_key_id.is_some() {
-                "aws:kms".to_owned()
-            } else {
-                "AES256".to_owned()
-            }
-        });
-        WriteHeaders {
-            content_type: "application/octet-stream".to_owned(),
-            acl: config.object_acl.clone(),
-            sse,
-            kms_key_id,
-            storage_class: config.storage_class.clone(),
-        }
-    }
-}
-
-/// What HEAD tells about an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ObjectHead {
-    pub(crate) size: u64,
-    pub(crate) last_modified: Option<SystemTime>,
-    pub(crate) sse: Option<String>,
-    pub(crate) kms_key_id: Option<String>,
-    pub(crate) storage_class: Option<String>,
-}
-
-/// One object of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ListedObject {
-    pub(crate) key: String,
-    pub(crate) size: u64,
-    pub(crate) last_modified: Option<SystemTime>,
-}
-
-/// Arguments of one ListObjectsV2 request.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ListRequest {
-    pub(crate) prefix: String,
-    pub(crate) delimiter: Option<String>,
-    pub(crate) start_after: Option<String>,
-    pub(crate) continuation_token: Option<String>,
-    pub(crate) max_keys: Option<i64>,
-}
-
-/// One page of ListObjectsV2. `next_token` is `Some` exactly when the listing continues.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ListPage {
-    pub(crate) objects: Vec<ListedObject>,
-    pub(crate) common_prefixes: Vec<String>,
-    pub(crate) next_token: Option<String>,
-}
-
-/// One in-progress multipart upload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UploadInfo {
-    pub(crate) key: String,
-    pub(crate) upload_id: String,
-    pub(crate) initiated: Option<SystemTime>,
-}
-
-/// One page of ListMultipartUploads; `next` holds the (key, upload id) markers of the next.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct UploadsPage {
-    pub(crate) uploads: Vec<UploadInfo>,
-    pub(crate) next: Option<(String, String)>,
-}
-
-/// An uploaded part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PartInfo {
-    pub(crate) number: i64,
-    pub(crate) etag: String,
-    pub(crate) size: u64,
-}
-
-/// One page of ListParts; `next_marker` is the part-number marker of the next page.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PartsPage {
-    pub(crate) parts: Vec<PartInfo>,
-    pub(crate) next_marker: Option<i64>,
-}
+mod types;
+pub(crate) use types::*;
 
 /// Per-key DeleteObjects error codes that say "try again" rather than "no": the server's
 /// own trouble or throttling, never a permission or a malformed key.
@@ -133,74 +32,6 @@ fn transient_delete_code(code: &str) -> bool {
         code,
         "InternalError" | "ServiceUnavailable" | "SlowDown" | "RequestTimeout"
     )
-}
-
-/// A key that DeleteObjects could not delete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DeleteFailure {
-    pub(crate) key: String,
-    pub(crate) code: String,
-    pub(crate) message: String,
-}
-
-/// `Content-Range: bytes <start>-<end>/<total>` of a ranged answer (`total` `None` for `*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ContentRange {
-    pub(crate) start: u64,
-    /// Last byte sent, inclusive.
-    pub(crate) end: u64,
-    pub(crate) total: Option<u64>,
-}
-
-impl ContentRange {
-    /// Parses the header value; `None` for anything but a well-formed, ordered byte range.
-    pub(crate) fn parse(v: &str) -> Option<Self> {
-        let rest = v.trim().strip_prefix("bytes ")?;
-        let (span, total) = rest.split_once('/')?;
-        let (a, b) = span.trim().split_once('-')?;
-        let start: u64 = a.trim().parse().ok()?;
-        let end: u64 = b.trim().parse().ok()?;
-        let total = match total.trim() {
-            "*" => None,
-            t => Some(t.parse::<u64>().ok()?),
-        };
-        // `end == u64::MAX` would make the range one byte longer than any length can say
-        // (`end + 1` overflows): no object has such a byte, so the header is malformed.
-        if end < start || end == u64::MAX || total.is_some_and(|t| end >= t) {
-            return None;
-        }
-        Some(ContentRange { start, end, total })
-    }
-}
-
-/// A successful GetObject.
-pub(crate) struct GetAnswer {
-    /// `Content-Length` of this answer's body.
-    pub(crate) content_length: Option<u64>,
-    /// The bytes sent; `None` when the answer carries no `Content-Range` (the server ignored
-    /// `Range` and sent the whole object from byte 0).
-    pub(crate) range: Option<ContentRange>,
-    /// The object's ETag, quotes kept as sent.
-    pub(crate) etag: Option<String>,
-    pub(crate) body: ByteStream,
-}
-
-impl std::fmt::Debug for GetAnswer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GetAnswer")
-            .field("content_length", &self.content_length)
-            .field("range", &self.range)
-            .field("etag", &self.etag)
-            .finish_non_exhaustive()
-    }
-}
-
-/// One grant of an object ACL (for header tests).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct AclGrant {
-    /// Grantee URI (groups such as AllUsers) or canonical id.
-    pub(crate) grantee: String,
-    pub(crate) permission: String,
 }
 
 /// A streaming request body made of `pieces`, handed to rusoto without copying them.
@@ -325,7 +156,9 @@ impl S3Api {
         };
         call(
             OP,
-            crate::dispatch::with_replayable_body(replay, self.conn.client.put_object(req)),
+            self.conn
+                .client(Call::new(Operation::PutObject).with_body(replay))
+                .put_object(req),
         )
         .await?;
         Ok(())
@@ -385,7 +218,14 @@ impl S3Api {
             if_match: if_match.map(str::to_owned),
             ..Default::default()
         };
-        let out = match call(OP, self.conn.client.get_object(req)).await {
+        let out = match call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::GetObject))
+                .get_object(req),
+        )
+        .await
+        {
             Ok(out) => out,
             Err(e) => {
                 return if e.is_invalid_range() {
@@ -441,7 +281,13 @@ impl S3Api {
             key: key.to_owned(),
             ..Default::default()
         };
-        let out = call(OP, self.conn.client.head_object(req)).await?;
+        let out = call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::HeadObject))
+                .head_object(req),
+        )
+        .await?;
         Ok(ObjectHead {
             size: length(OP, "Content-Length", out.content_length)?,
             last_modified: out.last_modified.as_deref().and_then(parse_time),
@@ -488,7 +334,7 @@ impl S3Api {
         request.set_params(params);
         let mut response = self
             .conn
-            .raw
+            .raw(Call::new(Operation::ListObjectsV2))
             .sign_and_dispatch(request)
             .await
             .map_err(|e| S3Error::from_rusoto(OP, RusotoError::<ListObjectsV2Error>::from(e)))?;
@@ -549,7 +395,13 @@ impl S3Api {
             storage_class: headers.storage_class.clone(),
             ..Default::default()
         };
-        let out = call(OP, self.conn.client.create_multipart_upload(req)).await?;
+        let out = call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::CreateMultipartUpload).with_key(key))
+                .create_multipart_upload(req),
+        )
+        .await?;
         out.upload_id
             .filter(|id| !id.is_empty())
             .ok_or_else(|| S3Error::malformed(OP, "answer has no UploadId"))
@@ -581,7 +433,9 @@ impl S3Api {
         };
         let out = call(
             OP,
-            crate::dispatch::with_replayable_body(replay, self.conn.client.upload_part(req)),
+            self.conn
+                .client(Call::new(Operation::UploadPart).with_body(replay))
+                .upload_part(req),
         )
         .await?;
         let etag = out
@@ -611,7 +465,13 @@ impl S3Api {
             copy_source_range: range.map(|(a, b)| format!("bytes={a}-{b}")),
             ..Default::default()
         };
-        let out = call(OP, self.conn.client.upload_part_copy(req)).await?;
+        let out = call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::UploadPartCopy))
+                .upload_part_copy(req),
+        )
+        .await?;
         let etag = out
             .copy_part_result
             .and_then(|r| r.e_tag)
@@ -644,7 +504,13 @@ impl S3Api {
             }),
             ..Default::default()
         };
-        let out = call(OP, self.conn.client.complete_multipart_upload(req)).await?;
+        let out = call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::CompleteMultipartUpload))
+                .complete_multipart_upload(req),
+        )
+        .await?;
         // S3 may answer 200 and put the error in the body (it keeps the connection alive while
         // assembling); rusoto parses any root element, so such an answer arrives as a result
         // with nothing in it. A real result names the bucket, the location or the ETag (RGW's
@@ -672,7 +538,7 @@ impl S3Api {
             ..Default::default()
         };
         self.conn
-            .client
+            .client(Call::new(Operation::AbortMultipartUpload))
             .abort_multipart_upload(req)
             .await
             .map_err(|e| S3Error::from_rusoto(OP, e))?;
@@ -700,7 +566,7 @@ impl S3Api {
         };
         let out = self
             .conn
-            .client
+            .client(Call::new(Operation::ListMultipartUploads))
             .list_multipart_uploads(req)
             .await
             .map_err(|e| S3Error::from_rusoto(OP, e))?;
@@ -745,7 +611,7 @@ impl S3Api {
         };
         let out = self
             .conn
-            .client
+            .client(Call::new(Operation::ListParts))
             .list_parts(req)
             .await
             .map_err(|e| S3Error::from_rusoto(OP, e))?;
@@ -794,7 +660,13 @@ impl S3Api {
             storage_class: headers.storage_class.clone(),
             ..Default::default()
         };
-        let out = call(OP, self.conn.client.copy_object(req)).await?;
+        let out = call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::CopyObject))
+                .copy_object(req),
+        )
+        .await?;
         // As for CompleteMultipartUpload: an error may come inside a 200 answer.
         let result = out.copy_object_result;
         if result.is_none_or(|r| r.e_tag.is_none() && r.last_modified.is_none()) {
@@ -814,7 +686,13 @@ impl S3Api {
             key: key.to_owned(),
             ..Default::default()
         };
-        call(OP, self.conn.client.delete_object(req)).await?;
+        call(
+            OP,
+            self.conn
+                .client(Call::new(Operation::DeleteObject))
+                .delete_object(req),
+        )
+        .await?;
         Ok(())
     }
 
@@ -841,7 +719,7 @@ impl S3Api {
         // (Garage under load answers `ServiceUnavailable: database is locked` per key; AWS
         // documents `InternalError` and `SlowDown`). Those keys are sent again, alone, with the
         // dispatcher's back-off and `maxretries` budget; the rest are reported as they are.
-        let policy = crate::dispatch::RetryPolicy::from_config(&self.conn.config);
+        let policy = RetryPolicy::from_config(&self.conn.config);
         let mut keys = keys;
         let mut failures = Vec::new();
         let mut retry = 0u32;
@@ -864,14 +742,16 @@ impl S3Api {
                 return Ok(failures);
             }
             retry += 1;
-            self.conn.stats.record_retry(OP, false);
+            self.conn
+                .stats
+                .record_retry(Operation::DeleteObjects, false);
             tracing::debug!(
                 op = OP,
                 retry,
                 keys = again.len(),
                 "s3 retrying keys DeleteObjects could not delete"
             );
-            tokio::time::sleep(policy.backoff(retry, crate::dispatch::jitter_unit())).await;
+            tokio::time::sleep(policy.backoff(retry, jitter_unit())).await;
             keys = again;
         }
     }
@@ -895,7 +775,7 @@ impl S3Api {
         };
         let out = self
             .conn
-            .client
+            .client(Call::new(Operation::DeleteObjects))
             .delete_objects(req)
             .await
             .map_err(|e| S3Error::from_rusoto(OP, e))?;
@@ -925,7 +805,12 @@ impl S3Api {
             ),
             ..Default::default()
         };
-        match self.conn.client.create_bucket(req).await {
+        match self
+            .conn
+            .client(Call::new(Operation::CreateBucket))
+            .create_bucket(req)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => {
                 let e = S3Error::from_rusoto(OP, e);
@@ -948,7 +833,7 @@ impl S3Api {
         };
         let out = self
             .conn
-            .client
+            .client(Call::new(Operation::GetObjectAcl))
             .get_object_acl(req)
             .await
             .map_err(|e| S3Error::from_rusoto(OP, e))?;
@@ -1077,104 +962,9 @@ pub(crate) async fn collect(
     })
 }
 
-/// Parses the two time formats S3 uses: ISO 8601 in listings (`2026-11-23T15:28:43.000Z`)
-/// and RFC 7231 in headers (`Mon, 23 Nov 2026 15:28:43 GMT`). `None` for anything else:
-/// a time is informational and must not fail a request.
-pub(crate) fn parse_time(s: &str) -> Option<SystemTime> {
-    let s = s.trim();
-    let (y, mo, d, h, mi, sec, nanos) = if s.as_bytes().get(4) == Some(&b'-') {
-        // YYYY-MM-DDTHH:MM:SS[.fff]Z
-        let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
-        let nanos = match s.get(19..20) {
-            Some(".") => {
-                let frac: String = s[20..].chars().take_while(char::is_ascii_digit).collect();
-                let digits = frac.len().min(9);
-                let v: u64 = frac.get(..digits)?.parse().ok()?;
-                v * 10u64.pow(9 - digits as u32)
-            }
-            _ => 0,
-        };
-        (
-            num(0..4)?,
-            num(5..7)?,
-            num(8..10)?,
-            num(11..13)?,
-            num(14..16)?,
-            num(17..19)?,
-            nanos,
-        )
-    } else {
-        // Day, DD Mon YYYY HH:MM:SS GMT
-        let mut it = s.split_whitespace();
-        let _weekday = it.next()?;
-        let d: u64 = it.next()?.parse().ok()?;
-        let mon = it.next()?;
-        let mo = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ]
-        .iter()
-        .position(|m| m.eq_ignore_ascii_case(mon))? as u64
-            + 1;
-        let y: u64 = it.next()?.parse().ok()?;
-        let mut hms = it.next()?.split(':').map(|v| v.parse::<u64>().ok());
-        let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
-        (y, mo, d, h, mi, sec, 0)
-    };
-    if !(1970..=9999).contains(&y)
-        || !(1..=12).contains(&mo)
-        || !(1..=31).contains(&d)
-        || h > 23
-        || mi > 59
-        || sec > 60
-    {
-        return None;
-    }
-    // Days from civil (proleptic Gregorian), 1970-01-01 = 0.
-    let (y, mo) = (y as i64, mo as i64);
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + sec;
-    Some(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_both_time_formats() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_448_123);
-        assert_eq!(parse_time("2026-11-23T15:35:23.000Z"), Some(t));
-        assert_eq!(parse_time("2026-11-23T15:35:23Z"), Some(t));
-        assert_eq!(parse_time("Mon, 23 Nov 2026 15:35:23 GMT"), Some(t));
-        assert_eq!(
-            parse_time("2026-11-23T15:35:23.5Z"),
-            Some(t + Duration::from_millis(500))
-        );
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
-        assert_eq!(
-            parse_time("2000-03-01T00:00:00Z"),
-            Some(UNIX_EPOCH + Duration::from_secs(951_868_800))
-        );
-        assert_eq!(
-            parse_time("Mon, 23 Nov 99999999999999999 15:35:23 GMT"),
-            None
-        );
-        for bad in [
-            "",
-            "garbage",
-            "2026-13-01T00:00:00Z",
-            "Mon, 23 Foo 2026 15:35:23 GMT",
-            "2026-11-23T1",
-        ] {
-            assert_eq!(parse_time(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn content_range_parsing() {
@@ -1240,7 +1030,7 @@ mod tests {
         fn dispatch(
             &self,
             request: rusoto_core::signature::SignedRequest,
-            _timeout: Option<Duration>,
+            _timeout: Option<std::time::Duration>,
         ) -> rusoto_core::request::DispatchSignedRequestFuture {
             use futures::FutureExt as _;
             let seen = Arc::clone(&self.seen);

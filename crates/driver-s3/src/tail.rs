@@ -36,6 +36,9 @@ pub(crate) const TAILS_DIR: &str = ".regstore~tails";
 /// First line of every record; the number is the format version.
 const MAGIC: &str = "regstore-tail 1";
 
+/// S3's minimum size of a non-final part.
+pub(crate) const MIN_PART: u64 = 5 * 1024 * 1024;
+
 /// The largest part S3 accepts (5 GiB).
 pub(crate) const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 
@@ -136,7 +139,7 @@ impl Tail {
         if !(1..=MAX_PART_NUMBER as u64).contains(&next_part) {
             return Err(format!("next-part {next_part} is out of range"));
         }
-        if !(crate::writer::MIN_PART..=MAX_PART).contains(&part_size) {
+        if !(MIN_PART..=MAX_PART).contains(&part_size) {
             return Err(format!("part-size {part_size} is out of range"));
         }
         if length >= part_size {

@@ -26,10 +26,10 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use regstore_driver_api::{FileInfo, Result, StoragePath, WalkControl, WalkFn, WalkOptions};
 
-use crate::driver::Inner;
 use crate::error::S3Error;
-use crate::pagination::PageGuard;
+use crate::pagination::ObjectPages;
 use crate::s3api::{ListPage, ListRequest};
+use crate::shared::Inner;
 
 /// A listing started ahead of need; aborted when dropped.
 enum Pending {
@@ -103,27 +103,28 @@ pub(crate) async fn walk(
         .as_ref()
         .filter(|h| !h.is_root())
         .map(|h| inner.keys.key(h));
-    let request = |token: Option<String>| ListRequest {
-        prefix: prefix.clone(),
-        start_after: start_after.clone(),
-        continuation_token: token,
-        max_keys: Some(1000),
-        ..Default::default()
-    };
+    let mut pages = ObjectPages::new(
+        "walk",
+        ListRequest {
+            prefix: prefix.clone(),
+            start_after: start_after.clone(),
+            max_keys: Some(1000),
+            ..Default::default()
+        },
+    );
     let mut prev_dir = from.clone();
     let mut skip: Option<StoragePath> = None;
-    let mut pending = Some(Pending::start(inner, request(None)));
-    let mut guard = PageGuard::new("ListObjectsV2", "walk");
+    let mut pending = Some(Pending::start(inner, pages.first()));
 
     while let Some(p) = pending.take() {
         let page = p.wait().await.map_err(|e| e.into_backend(from))?;
         // A looping token is reported after this page's entries: a callback that stops on
         // them never sees the error.
         let mut refused = None;
-        match page.next_token.clone().map(|t| guard.next(t)) {
-            Some(Ok(t)) => pending = Some(Pending::start(inner, request(Some(t)))),
-            Some(Err(e)) => refused = Some(e),
-            None => {}
+        match pages.after(page.next_token.clone()) {
+            Ok(Some(next)) => pending = Some(Pending::start(inner, next)),
+            Ok(None) => {}
+            Err(e) => refused = Some(e),
         }
 
         for obj in &page.objects {

@@ -41,14 +41,11 @@ use futures::stream::{FuturesUnordered, StreamExt, TryStreamExt};
 use regstore_driver_api::{Error, FileWriter, Result, StoragePath, WriterLifecycle};
 use tokio::task::JoinHandle;
 
-use crate::driver::Inner;
 use crate::error::{S3Error, DRIVER};
-use crate::pagination::{PageGuard, MAX_LIST_PAGES};
+use crate::pagination::{all_uploads, PageGuard, MAX_LIST_PAGES};
 use crate::s3api::{collect, PartInfo};
-use crate::tail::{Tail, MAX_PART};
-
-/// S3's minimum size of a non-final part.
-pub(crate) const MIN_PART: u64 = 5 * 1024 * 1024;
+use crate::shared::Inner;
+use crate::tail::{Tail, MAX_PART, MIN_PART};
 
 /// Writes smaller than this are copied into one buffer; larger ones are kept as they are
 /// (reference-counted, no copy) until their part is uploaded.
@@ -326,28 +323,19 @@ impl S3Writer {
     pub(crate) async fn resume(inner: Arc<Inner>, path: StoragePath) -> Result<Self> {
         let api = &inner.api;
         let key = inner.keys.key(&path);
-        let mut best: Option<crate::s3api::UploadInfo> = None;
-        follow_pages(
-            "ListMultipartUploads",
-            &path,
-            MAX_LIST_PAGES,
-            // Keys come in order: the key marker never goes back.
-            |prev: &(String, String), next: &(String, String)| next.0 >= prev.0,
-            |marker| {
-                let key = &key;
-                async move {
-                    let page = api.list_multipart_uploads(key, marker).await?;
-                    Ok((page.uploads, page.next))
-                }
-            },
-            |u| {
-                if u.key == key && best.as_ref().is_none_or(|b| u.initiated >= b.initiated) {
-                    best = Some(u);
-                }
-                Ok(())
-            },
-        )
-        .await?;
+        // The newest upload of exactly this key (one with a longer key shares the prefix).
+        let best = all_uploads(api, &key, "resume")
+            .await
+            .map_err(|e| e.into_backend(&path))?
+            .into_iter()
+            .filter(|u| u.key == key)
+            .fold(
+                None,
+                |best: Option<crate::s3api::UploadInfo>, u| match &best {
+                    Some(b) if u.initiated < b.initiated => best,
+                    _ => Some(u),
+                },
+            );
 
         let Some(upload) = best else {
             let head = api

@@ -8,8 +8,8 @@ use futures::TryStreamExt;
 use rand::rngs::StdRng;
 use regstore_driver_api::{Driver, Error, FileInfo, WalkOptions};
 
+use crate::capabilities::Capabilities;
 use crate::data;
-use crate::harness::Capabilities;
 
 mod basic;
 mod extra;

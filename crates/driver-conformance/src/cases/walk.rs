@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use regstore_driver_api::{Error, FileInfo, StoragePath, WalkControl, WalkOptions};
 
 use super::{ensure, fail, CaseError, CaseResult, Ctx, Step};
-use crate::harness::WalkOrder;
+use crate::capabilities::WalkOrder;
 
 /// The files of distribution's walk tests; every file's content is its own path.
 const FILES: &[&str] = &[
