@@ -5,6 +5,7 @@
 //! elapsed time after; a failure names the step.
 
 mod bench;
+mod bench_gc;
 mod deny;
 mod distribution;
 mod fuzz;
@@ -55,6 +56,9 @@ enum Cmd {
     Ci,
     /// The conformance crate's benchmark set against the embedded backends.
     Bench(BenchArgs),
+    /// `regstore gc` vs distribution's `garbage-collect` on a synthetic registry on Garage
+    /// (release build; not in CI: ~1 min at 2,000 blobs, 6–10 min at 20,000).
+    BenchGc(bench_gc::BenchGcArgs),
     /// Run every cargo-fuzz target of fuzz/ for a bounded time (installs cargo-fuzz under
     /// target/tools; RUSTC_BOOTSTRAP=1 lets the stable toolchain build them).
     Fuzz(FuzzArgs),
@@ -279,6 +283,7 @@ fn main() -> ExitCode {
             },
         ),
         Cmd::GcDiff => distribution::gc_diff(&mut r),
+        Cmd::BenchGc(a) => bench_gc::bench_gc(&mut r, &a),
     };
     r.summary();
     match result {
