@@ -39,6 +39,10 @@ pub struct BenchGcArgs {
     /// `regstore gc --jobs`.
     #[arg(long, default_value_t = 32)]
     jobs: u16,
+    /// Delay every request of both tools by this many milliseconds (regstore-fault-proxy with
+    /// every request stalled), as a remote S3 would; outputs then go to `gc-latency<N>.*`.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
 }
 
 /// One measured command.
@@ -69,6 +73,8 @@ struct Fill {
 
 struct Ctx<'a> {
     garage: &'a Garage,
+    /// The endpoint the measured tools use (Garage, or the delaying proxy in front of it).
+    tool_endpoint: String,
     metrics_url: String,
     regstore: PathBuf,
     bench: PathBuf,
@@ -146,7 +152,7 @@ impl Ctx<'_> {
                  s3:\n    accesskey: {}\n    secretkey: {}\n    region: us-east-1\n    \
                  regionendpoint: {}\n    bucket: {}\n    rootdirectory: {root}\n    secure: false\n    \
                  v4auth: true\nhttp:\n  addr: 127.0.0.1:0\n",
-                g.access_key, g.secret_key, g.endpoint, g.bucket
+                g.access_key, g.secret_key, self.tool_endpoint, g.bucket
             ),
         )?;
         Ok(path)
@@ -307,7 +313,53 @@ pub fn bench_gc(r: &mut Runner, args: &BenchGcArgs) -> Result<()> {
         .and_then(|s| s.split('"').nth(1))
         .context("admin address in garage.toml")?
         .to_owned();
+    // Killed on every exit path.
+    struct Proxy(std::process::Child);
+    impl Drop for Proxy {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut proxy = None;
+    let mut tool_endpoint = garage.endpoint.clone();
+    if args.latency_ms > 0 {
+        let bin = target.join("debug").join("regstore-fault-proxy");
+        if !bin.exists() {
+            let mut b = cargo();
+            b.args(["build", "-p", "regstore-fault-proxy"]);
+            r.run("build regstore-fault-proxy", &mut b)?;
+        }
+        let upstream = garage.endpoint.trim_start_matches("http://").to_owned();
+        let mut child = Command::new(&bin)
+            .args(["--upstream", &upstream, "--rate", "1", "--kinds", "stall"])
+            .args([
+                "--stall-ms",
+                &args.latency_ms.to_string(),
+                "--seconds",
+                "7200",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("start regstore-fault-proxy")?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            use std::io::BufRead;
+            std::io::BufReader::new(out).read_line(&mut line)?;
+        }
+        proxy = Some(Proxy(child));
+        if !line.trim().starts_with("http://") {
+            bail!("regstore-fault-proxy printed {line:?}, not its endpoint");
+        }
+        tool_endpoint = line.trim().to_owned();
+        eprintln!(
+            "    every request of the tools delayed {} ms by {tool_endpoint}",
+            args.latency_ms
+        );
+    }
     let ctx = Ctx {
+        tool_endpoint,
         garage: &garage,
         metrics_url: format!("http://{admin}/metrics"),
         regstore: target.join("release").join("regstore"),
@@ -353,24 +405,33 @@ pub fn bench_gc(r: &mut Runner, args: &BenchGcArgs) -> Result<()> {
         runs.extend([a, b, c, d]);
         fills.push(fill);
     }
+    drop(proxy);
     drop(garage);
     let md = table(&runs, &fills);
     print!("{md}");
     let out = target.join("bench");
-    fs::write(out.join("gc.md"), &md)?;
+    let name = match args.latency_ms {
+        0 => "gc".to_owned(),
+        ms => format!("gc-latency{ms}"),
+    };
+    fs::write(out.join(format!("{name}.md")), &md)?;
     fs::write(
-        out.join("gc.json"),
+        out.join(format!("{name}.json")),
         serde_json::to_string_pretty(&serde_json::json!({
             "server": format!("Garage {GARAGE_VERSION} (single node, sqlite)"),
             "jobs": args.jobs,
+            "latency_ms": args.latency_ms,
             "fills": fills,
             "runs": runs,
         }))?,
     )?;
-    let svg = root.join("docs").join("benchmarks").join("gc.svg");
+    let svg = root
+        .join("docs")
+        .join("benchmarks")
+        .join(format!("{name}.svg"));
     fs::write(&svg, chart(&runs))?;
     eprintln!(
-        "==> target/bench/gc.md, target/bench/gc.json, {}",
+        "==> target/bench/{name}.md, target/bench/{name}.json, {}",
         svg.display()
     );
     Ok(())
