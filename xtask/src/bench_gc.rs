@@ -505,6 +505,9 @@ fn table(runs: &[Run], fills: &[Fill]) -> String {
     s
 }
 
+/// A chart panel: its title and the value it plots.
+type Panel = (&'static str, fn(&Run) -> f64);
+
 /// A two-panel SVG: wall time and requests of the real (`delete`) runs against blob count.
 fn chart(runs: &[Run]) -> String {
     let (w, h, pad) = (360.0, 240.0, 48.0);
@@ -517,7 +520,7 @@ fn chart(runs: &[Run]) -> String {
         2.0 * w,
         h + 30.0
     );
-    let panels: [(&str, fn(&Run) -> f64); 2] = [
+    let panels: [Panel; 2] = [
         ("wall time, s (gc -m, deleting)", |r| r.seconds),
         ("S3 requests (gc -m, deleting)", |r| r.requests as f64),
     ];

@@ -103,9 +103,9 @@ fn opts() -> GcOptions {
 async fn sweep_deletes_exact_objects_in_batches_without_listing() {
     let mut r = Reg::new();
     let kept = r.layer("r").await;
-    let (m1, _) = r.image("r", &[kept.clone()]).await;
+    let (m1, _) = r.image("r", std::slice::from_ref(&kept)).await;
     let l2 = r.layer("r").await;
-    let (m2, _) = r.image("r", &[l2.clone()]).await;
+    let (m2, _) = r.image("r", std::slice::from_ref(&l2)).await;
     r.tag("r", "t", &m2).await;
     r.tag("r", "t", &m1).await; // moved: m2 is untagged, in t's history
     let mut orphans = Vec::new();
