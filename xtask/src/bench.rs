@@ -27,7 +27,7 @@ use anyhow::{bail, Context, Result};
 use crate::runner::Runner;
 use crate::{cargo, servers, workspace_root};
 
-const GARAGE_VERSION: &str = "2.5.0";
+pub(crate) const GARAGE_VERSION: &str = "2.5.0";
 
 /// The parts in flight that both libraries are configured with, and the part size (MiB).
 const CONCURRENCY: usize = 4;
@@ -42,7 +42,7 @@ fn garage_bin() -> PathBuf {
 }
 
 /// Installs Garage under target/tools unless the right version is already there.
-fn ensure_garage(r: &mut Runner) -> Result<PathBuf> {
+pub(crate) fn ensure_garage(r: &mut Runner) -> Result<PathBuf> {
     let bin = garage_bin();
     let installed = Command::new(&bin)
         .arg("--version")
@@ -69,12 +69,12 @@ fn free_port() -> Result<u16> {
 }
 
 /// A running Garage, killed when dropped.
-struct Garage {
+pub(crate) struct Garage {
     child: Child,
-    endpoint: String,
-    access_key: String,
-    secret_key: String,
-    bucket: String,
+    pub(crate) endpoint: String,
+    pub(crate) access_key: String,
+    pub(crate) secret_key: String,
+    pub(crate) bucket: String,
 }
 
 impl Drop for Garage {
@@ -102,7 +102,7 @@ fn garage_cmd(bin: &Path, cfg: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn start_garage(bin: &Path, dir: &Path) -> Result<Garage> {
+pub(crate) fn start_garage(bin: &Path, dir: &Path) -> Result<Garage> {
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
     }

@@ -5,6 +5,7 @@
 //! elapsed time after; a failure names the step.
 
 mod bench;
+mod bench_gc;
 mod deny;
 mod distribution;
 mod fuzz;
@@ -62,6 +63,9 @@ enum Cmd {
     /// REGSTORE_BENCH_ARGS; see docs/benchmarks.md.
     #[command(name = "bench-s3")]
     BenchS3(BenchS3Args),
+    /// `regstore gc` vs distribution's `garbage-collect` on a synthetic registry on Garage
+    /// (release build; not in CI: ~1 min at 2,000 blobs, 6–10 min at 20,000).
+    BenchGc(bench_gc::BenchGcArgs),
     /// Run every cargo-fuzz target of fuzz/ for a bounded time (installs cargo-fuzz under
     /// target/tools; RUSTC_BOOTSTRAP=1 lets the stable toolchain build them).
     Fuzz(FuzzArgs),
@@ -319,6 +323,7 @@ fn main() -> ExitCode {
         Cmd::ModuleCycles => r.stage("module cycles", "", || {
             module_cycles::module_cycles(&workspace_root())
         }),
+        Cmd::BenchGc(a) => bench_gc::bench_gc(&mut r, &a),
     };
     r.summary();
     match result {

@@ -8,6 +8,7 @@
 
 mod child;
 mod data;
+mod gcfill;
 mod report;
 mod resumed;
 
@@ -42,6 +43,22 @@ enum Cmd {
     Run(RunArgs),
     /// Internal: one scenario for one client (prints its phases as JSON).
     Child(ChildArgs),
+    /// Write the synthetic registry of the gc benchmark (`cargo xtask bench-gc`; see
+    /// src/gcfill.rs) and print what a collection should find, as JSON.
+    GcFill(GcFillArgs),
+}
+
+#[derive(Args)]
+struct GcFillArgs {
+    /// Path below which `docker/registry/v2` is written (the tools' `rootdirectory`).
+    #[arg(long)]
+    root: String,
+    /// Blobs to write (a multiple of 20: one repository per 20).
+    #[arg(long)]
+    blobs: usize,
+    /// Puts in flight.
+    #[arg(long, default_value_t = 64)]
+    inflight: usize,
 }
 
 #[derive(Args, Clone)]
@@ -155,11 +172,20 @@ fn task(t: &Tuning, client: &str, scenario: &str, prefix: &str, verify: bool) ->
     }
 }
 
+fn gc_fill(a: GcFillArgs) -> Result<()> {
+    let driver = Setup::from_env(10 * MIB, 4, Vec::new(), false)?.regstore()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let report = rt.block_on(gcfill::fill(&driver, &a.root, a.blobs, a.inflight))?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Run(a) => run(a),
         Cmd::Child(a) => run_child(a),
+        Cmd::GcFill(a) => gc_fill(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -207,6 +207,39 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
     /// `/ab`). `PathNotFound` if nothing was there.
     async fn delete(&self, path: &StoragePath) -> Result<()>;
 
+    /// Deletes exactly the objects `paths` name — a batch, for callers (garbage collection)
+    /// that already know every key from a listing and would otherwise pay a [`delete`](Self::delete)
+    /// (on S3 a listing plus a delete) per object.
+    ///
+    /// Semantics, the same on every backend:
+    /// * each path is one object; nothing below it is touched (`/a` never takes `/a/b`), and a
+    ///   path that names only a directory, or nothing, deletes nothing and **is not an error**
+    ///   (a retry after a partial failure must succeed);
+    /// * the paths are independent: no order among them is promised, and a failure of one does
+    ///   not stop the others. The answer lists every path that may still exist, each with its
+    ///   error naming it; an empty answer means all are gone. Callers that need an order
+    ///   (references before what they reference) issue one call per step;
+    /// * directories left empty disappear as they do after [`delete`](Self::delete).
+    ///
+    /// The default stats and deletes each path in turn. S3 sends DeleteObjects of up to 1000
+    /// keys each, so `n` objects cost ⌈n/1000⌉ requests and no listing.
+    async fn delete_many(&self, paths: &[StoragePath]) -> Vec<(StoragePath, crate::Error)> {
+        let mut failed = Vec::new();
+        for p in paths {
+            let r = match self.stat(p).await {
+                Ok(fi) if fi.is_dir => Ok(()),
+                Ok(_) => self.delete(p).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => failed.push((p.clone(), e)),
+            }
+        }
+        failed
+    }
+
     /// A URL from which a client can fetch the object directly with `request`'s method, or
     /// `None` when the registry should serve the bytes itself.
     async fn redirect_url(

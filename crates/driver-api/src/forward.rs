@@ -178,6 +178,13 @@ macro_rules! forward_storage_driver {
                 self.$field.delete(path).await
             }
 
+            async fn delete_many(
+                &self,
+                paths: &[$crate::StoragePath],
+            ) -> ::std::vec::Vec<($crate::StoragePath, $crate::Error)> {
+                self.$field.delete_many(paths).await
+            }
+
             async fn walk(
                 &self,
                 from: &$crate::StoragePath,
@@ -256,6 +263,11 @@ mod tests {
             self.record(format!("delete {p}"));
             Err(Error::not_found(NAME, p.as_str()))
         }
+        async fn delete_many(&self, ps: &[StoragePath]) -> Vec<(StoragePath, Error)> {
+            let names: Vec<&str> = ps.iter().map(|p| p.as_str()).collect();
+            self.record(format!("delete_many {}", names.join(" ")));
+            vec![(ps[0].clone(), Error::unsupported(NAME, "delete_many"))]
+        }
         async fn walk(
             &self,
             from: &StoragePath,
@@ -314,6 +326,9 @@ mod tests {
         assert_eq!(mw.list(&a).await.unwrap()[0].as_str(), "/a/child");
         mw.move_object(&a, &b).await.unwrap();
         assert!(mw.delete(&b).await.unwrap_err().is_not_found());
+        let failed = mw.delete_many(&[a.clone(), b.clone()]).await;
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, a);
         let mut seen = Vec::new();
         mw.walk(&a, &WalkOptions::default(), &mut |i| {
             seen.push(i.path.to_string());
@@ -336,6 +351,7 @@ mod tests {
                 "list /a",
                 "move_object /a /b",
                 "delete /b",
+                "delete_many /a /b",
                 "walk /a",
                 "redirect_url /a",
             ]

@@ -118,6 +118,23 @@ impl Driver {
         self.inner.delete(&p).await
     }
 
+    /// See [`StorageDriver::delete_many`]. Every path is validated before any is deleted: one
+    /// invalid path is an [`Error::InvalidPath`] naming it and nothing is deleted. `Ok` holds
+    /// the paths that may still exist, each with its error (empty: all gone).
+    pub async fn delete_many<S: AsRef<str>>(
+        &self,
+        paths: &[S],
+    ) -> Result<Vec<(StoragePath, Error)>> {
+        let ps = paths
+            .iter()
+            .map(|p| self.object_path(p.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        if ps.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.inner.delete_many(&ps).await)
+    }
+
     /// See [`StorageDriver::redirect_url`].
     pub async fn redirect_url(
         &self,

@@ -200,6 +200,7 @@ macro_rules! __conformance_case_list {
             { walk_from_subdir }
             { walk_missing_dir }
             { delete_table }
+            { delete_many }
             { over_thousand_blobs }
             { list_objects_v2 }
             { stat_no_false_directory }

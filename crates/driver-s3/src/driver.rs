@@ -187,6 +187,44 @@ impl S3Driver {
         Ok(())
     }
 
+    /// One DeleteObjects of `keys` (at most 1000; `paths[i]` is the path of `keys[i]`) for
+    /// [`StorageDriver::delete_many`]: the paths that may still exist, each with its error.
+    async fn delete_batch(
+        &self,
+        keys: Vec<String>,
+        paths: Vec<StoragePath>,
+    ) -> Vec<(StoragePath, Error)> {
+        let by_key: std::collections::HashMap<String, StoragePath> =
+            keys.iter().cloned().zip(paths.iter().cloned()).collect();
+        match self.inner.api.delete_objects(keys).await {
+            Ok(failures) => failures
+                .into_iter()
+                .filter_map(|f| {
+                    // Only keys this request sent are reported: the server cannot make us
+                    // name a path we did not ask about.
+                    let p = by_key.get(&f.key)?.clone();
+                    let e = Error::backend(
+                        DRIVER,
+                        Some(p.as_str()),
+                        format!("DeleteObjects: {}: {}", f.code, f.message),
+                    );
+                    Some((p, e))
+                })
+                .collect(),
+            // The request failed as a whole: each of its paths may still exist.
+            Err(e) => {
+                let msg = e.to_string();
+                paths
+                    .into_iter()
+                    .map(|p| {
+                        let e = Error::backend(DRIVER, Some(p.as_str()), msg.clone());
+                        (p, e)
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// The keys of every writer tail record under the root directory (see the writer module:
     /// a closed writer keeps the bytes after its last full part there). For tests and
     /// clean-up checks; not part of the supported API.
@@ -662,6 +700,28 @@ impl StorageDriver for S3Driver {
             return Err(Error::not_found(DRIVER, path.as_str()));
         }
         Ok(())
+    }
+
+    /// DeleteObjects (quiet) of up to 1000 keys per request, [`DELETE_BATCHES_IN_FLIGHT`] at
+    /// once, no listing: S3 answers success for a missing key, and a "directory" has no key of
+    /// its own, so both delete nothing, as the contract asks. A request that fails as a whole
+    /// fails each of its paths (with the same message); per-key failures name their path.
+    async fn delete_many(&self, paths: &[StoragePath]) -> Vec<(StoragePath, Error)> {
+        let batches: Vec<(Vec<String>, Vec<StoragePath>)> = paths
+            .chunks(1000)
+            .map(|c| {
+                (
+                    c.iter().map(|p| self.inner.keys.key(p)).collect(),
+                    c.to_vec(),
+                )
+            })
+            .collect();
+        stream::iter(batches)
+            .map(|(keys, paths)| self.delete_batch(keys, paths))
+            .buffer_unordered(DELETE_BATCHES_IN_FLIGHT)
+            .flat_map(stream::iter)
+            .collect()
+            .await
     }
 
     async fn redirect_url(

@@ -85,6 +85,9 @@ pub struct ManifestDeletion {
     pub tags: Vec<String>,
     /// The revision link's modification time, compared again by the re-scan.
     mod_time: Option<SystemTime>,
+    /// Every file the scan found below the revision directory (the link, and the signature
+    /// links old registries wrote), so the sweep deletes exact objects without listing.
+    files: Vec<String>,
 }
 
 /// A blob to delete.
@@ -363,6 +366,19 @@ impl Ctx<'_> {
                     .map(|t| t.name.clone())
                     .collect(),
                 mod_time: revisions.get(&d).and_then(|l| l.mod_time),
+                files: {
+                    let dir = format!("{}/", self.layout.revision_dir(repo, &d));
+                    let mut f: Vec<String> = state
+                        .revisions
+                        .iter()
+                        .filter(|l| l.path.starts_with(&dir))
+                        .map(|l| l.path.clone())
+                        .collect();
+                    f.push(self.layout.revision_link(repo, &d));
+                    f.sort();
+                    f.dedup();
+                    f
+                },
                 digest: d,
             })
             .collect();
@@ -568,11 +584,19 @@ pub struct SweepOutcome {
     pub bytes: u64,
 }
 
+/// Paths per [`Driver::delete_many`] call: one DeleteObjects request on S3.
+pub const SWEEP_BATCH: usize = 1000;
+
 /// Deletes what `plan` lists, in an order that keeps the store consistent if it stops half
-/// way: manifests (tag-history entries, then the revision), then layer links, then blobs —
-/// references always go before what they reference, so a blob is never missing while a link
-/// or revision in the plan still names it. Already-missing paths count as deleted. On the
-/// first error, returns it with what was done so far; running gc again finishes the job.
+/// way: tag-history entries of the queued manifests, then their revision links, then layer
+/// links, then blobs — references always go before what they reference, so a blob is never
+/// missing while a link or revision in the plan still names it. Each step deletes the exact
+/// objects the scans found ([`Driver::delete_many`], [`SWEEP_BATCH`] paths per call, `jobs`
+/// calls at once: on S3 ⌈objects/1000⌉ DeleteObjects and no listing) and starts only when the
+/// step before it fully succeeded. Already-missing paths count as deleted. A failure ends the
+/// sweep after its step, returning the error (naming the paths) with what was done so far;
+/// running gc again finishes the job. A stray file distribution never writes (anything but
+/// `data` in a blob directory) is not deleted and keeps its directory.
 pub async fn sweep(
     driver: &Driver,
     layout: &Layout,
@@ -583,57 +607,133 @@ pub async fn sweep(
     let mut out = SweepOutcome::default();
     progress.stage("delete");
     let jobs = jobs.max(1);
-    let delete = |path: String| async move {
-        match driver.delete(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(LayoutError::from(e)),
+    let tick = |n: usize| progress.tick(n as u64);
+
+    // 1. Tag-history entries of the queued manifests, then their revision files.
+    let entries: Vec<String> = plan
+        .manifests
+        .iter()
+        .flat_map(|m| {
+            m.tags.iter().map(|t| {
+                format!(
+                    "{}/link",
+                    layout.tag_index_entry(&m.repository, t, &m.digest)
+                )
+            })
+        })
+        .collect();
+    let failed = delete_batched(driver, &entries, jobs, |_| {}).await;
+    if let Some(e) = failed.into_error(driver) {
+        return (out, Some(e));
+    }
+    let mut files: Vec<String> = Vec::new();
+    for m in &plan.manifests {
+        if m.files.is_empty() {
+            files.push(layout.revision_link(&m.repository, &m.digest));
         }
-    };
-    let r: Result<Vec<()>> = futures::stream::iter(plan.manifests.iter())
-        .map(|m| async {
-            for t in &m.tags {
-                delete(layout.tag_index_entry(&m.repository, t, &m.digest)).await?;
+        files.extend(m.files.iter().cloned());
+    }
+    let failed = delete_batched(driver, &files, jobs, |_| {}).await;
+    out.manifests = plan
+        .manifests
+        .iter()
+        .filter(|m| !m.files.iter().any(|f| failed.paths.contains(f)))
+        .count();
+    tick(out.manifests);
+    if let Some(e) = failed.into_error(driver) {
+        return (out, Some(e));
+    }
+
+    // 2. Layer links to the blobs about to go.
+    let links: Vec<String> = plan
+        .layer_links
+        .iter()
+        .map(|l| layout.layer_link(&l.repository, &l.digest))
+        .collect();
+    let failed = delete_batched(driver, &links, jobs, tick).await;
+    out.layer_links = links.len() - failed.paths.len();
+    if let Some(e) = failed.into_error(driver) {
+        return (out, Some(e));
+    }
+
+    // 3. Blobs.
+    let data: Vec<String> = plan
+        .blobs
+        .iter()
+        .map(|b| layout.blob_data(&b.digest))
+        .collect();
+    let failed = delete_batched(driver, &data, jobs, tick).await;
+    for (b, p) in plan.blobs.iter().zip(&data) {
+        if !failed.paths.contains(p) {
+            out.blobs += 1;
+            out.bytes += b.size;
+        }
+    }
+    (out, failed.into_error(driver))
+}
+
+/// The paths of a batched delete that may still exist, and why.
+#[derive(Default)]
+struct Failed {
+    paths: HashSet<String>,
+    errors: Vec<regstore_driver_api::Error>,
+}
+
+/// At most this many per-path errors are kept in a sweep's error; the rest are counted.
+const MAX_REPORTED_FAILURES: usize = 20;
+
+impl Failed {
+    fn into_error(self, driver: &Driver) -> Option<LayoutError> {
+        let n = self.errors.len();
+        let mut errors = self.errors;
+        match n {
+            0 => None,
+            1 => errors.pop().map(LayoutError::from),
+            _ => {
+                errors.truncate(MAX_REPORTED_FAILURES);
+                if n > MAX_REPORTED_FAILURES {
+                    errors.push(regstore_driver_api::Error::backend(
+                        driver.name(),
+                        None,
+                        format!("and {} more paths not deleted", n - MAX_REPORTED_FAILURES),
+                    ));
+                }
+                Some(LayoutError::Storage(regstore_driver_api::Error::Multiple {
+                    driver: driver.name().to_owned(),
+                    errors,
+                }))
             }
-            delete(layout.revision_dir(&m.repository, &m.digest)).await?;
-            progress.tick(1);
-            Ok(())
-        })
-        .buffer_unordered(jobs)
-        .try_collect()
-        .await;
-    match r {
-        Ok(v) => out.manifests = v.len(),
-        Err(e) => return (out, Some(e)),
+        }
     }
-    let r: Result<Vec<()>> = futures::stream::iter(plan.layer_links.iter())
-        .map(|l| async {
-            delete(layout.layer_link_dir(&l.repository, &l.digest)).await?;
-            progress.tick(1);
-            Ok(())
-        })
-        .buffer_unordered(jobs)
-        .try_collect()
-        .await;
-    match r {
-        Ok(v) => out.layer_links = v.len(),
-        Err(e) => return (out, Some(e)),
-    }
-    let mut stream = futures::stream::iter(plan.blobs.iter())
-        .map(|b| async move {
-            delete(layout.blob_dir(&b.digest)).await?;
-            Ok::<_, LayoutError>(b.size)
-        })
+}
+
+/// Deletes `paths` with [`Driver::delete_many`], [`SWEEP_BATCH`] per call and `jobs` calls at
+/// once; `done(n)` is told how many of each call are gone. Missing paths count as deleted.
+async fn delete_batched(
+    driver: &Driver,
+    paths: &[String],
+    jobs: usize,
+    done: impl Fn(usize),
+) -> Failed {
+    let mut failed = Failed::default();
+    let mut calls = futures::stream::iter(paths.chunks(SWEEP_BATCH))
+        .map(|chunk| async move { (chunk, driver.delete_many(chunk).await) })
         .buffer_unordered(jobs);
-    while let Some(r) = stream.next().await {
+    while let Some((chunk, r)) = calls.next().await {
         match r {
-            Ok(size) => {
-                out.blobs += 1;
-                out.bytes += size;
-                progress.tick(1);
+            Ok(list) => {
+                done(chunk.len() - list.len());
+                for (p, e) in list {
+                    failed.paths.insert(p.to_string());
+                    failed.errors.push(e);
+                }
             }
-            Err(e) => return (out, Some(e)),
+            // Nothing of the chunk was deleted (an invalid path; cannot come from a layout).
+            Err(e) => {
+                failed.paths.extend(chunk.iter().cloned());
+                failed.errors.push(e);
+            }
         }
     }
-    (out, None)
+    failed
 }

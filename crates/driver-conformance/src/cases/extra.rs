@@ -106,6 +106,101 @@ async fn delete_table_run(c: &Ctx, table: &[(&str, DeleteExpect)]) -> CaseResult
     Ok(())
 }
 
+/// `delete_many`: exact objects only (a directory path deletes nothing), missing paths are no
+/// error, more than one S3 batch (1000 keys), emptied directories vanish, a retry succeeds, and
+/// one invalid path rejects the whole call before anything is deleted.
+pub async fn delete_many(c: Ctx) -> CaseResult {
+    const MANY: &str = "/manyfiles";
+    let result = delete_many_run(&c, MANY).await;
+    for top in [
+        "/file1",
+        "/file1-2",
+        "/folder1",
+        "/folder2",
+        "/folder3",
+        "/folder4",
+        "/folder1-v2",
+        MANY,
+    ] {
+        delete_if_present(&c, top).await?;
+    }
+    result
+}
+
+async fn delete_many_run(c: &Ctx, many: &str) -> CaseResult {
+    for obj in DELETE_OBJECTS {
+        c.put(obj, obj.as_bytes().to_vec()).await?;
+    }
+    let names: Vec<String> = (0..1003).map(|i| format!("{many}/f{i:04}")).collect();
+    let results: Vec<CaseResult> = futures::stream::iter(names.clone())
+        .map(|p| {
+            let c = c.clone();
+            async move { c.put(&p, &b"x"[..]).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for r in results {
+        r?;
+    }
+    let gone = [
+        "/file1",
+        "/folder3/subfolder1/subfolder1/file1",
+        "/folder1-v2/file1",
+    ];
+    let mut paths: Vec<String> = gone.iter().map(|s| s.to_string()).collect();
+    // A directory (not expanded) and paths that name nothing.
+    paths.extend(
+        [
+            "/folder1",
+            "/folder3/subfolder2",
+            "/no/such/object",
+            "/file1-2x",
+        ]
+        .map(String::from),
+    );
+    paths.extend(names.iter().cloned());
+    let failed = c.d.delete_many(&paths).await.step("delete_many")?;
+    ensure!(
+        failed.is_empty(),
+        "delete_many reported failures: {}",
+        short_debug(&failed)
+    );
+    for obj in DELETE_OBJECTS {
+        let st = c.d.stat(obj).await;
+        match (gone.contains(obj), st) {
+            (true, Err(e)) if e.is_not_found() => {}
+            (true, Ok(_)) => fail!("after delete_many: {obj} still exists"),
+            (false, Ok(fi)) if !fi.is_dir => {}
+            (false, Ok(_)) => fail!("after delete_many: {obj} is a directory"),
+            (false, Err(e)) if e.is_not_found() => fail!("delete_many also deleted {obj}"),
+            (_, Err(e)) => fail!("after delete_many: stat({obj}): {e}"),
+        }
+    }
+    c.expect_not_found(
+        "list of a directory whose objects delete_many took",
+        c.d.list(many).await,
+        many,
+    )?;
+    c.expect_not_found(
+        "stat of a directory delete_many emptied",
+        c.d.stat("/folder3/subfolder1").await,
+        "/folder3/subfolder1",
+    )?;
+    let again = c.d.delete_many(&paths).await.step("delete_many again")?;
+    ensure!(
+        again.is_empty(),
+        "repeated delete_many reported failures: {}",
+        short_debug(&again)
+    );
+    let res = c.d.delete_many(&["/file1-2", "/bad*path"]).await;
+    c.expect_invalid_path("delete_many with an invalid path", res, "/bad*path")?;
+    c.d.stat("/file1-2")
+        .await
+        .step("stat(/file1-2) after a rejected delete_many")?;
+    Ok(())
+}
+
 pub async fn over_thousand_blobs(c: Ctx) -> CaseResult {
     const DIR: &str = "/thousandfiletest";
     let results: Vec<CaseResult> = futures::stream::iter(0..1005)

@@ -328,6 +328,7 @@ table! {
     "walk_from_subdir" => walk::walk_from_subdir,
     "walk_missing_dir" => walk::walk_missing_dir,
     "delete_table" => extra::delete_table,
+    "delete_many" => extra::delete_many,
     "over_thousand_blobs" => extra::over_thousand_blobs,
     "list_objects_v2" => extra::list_objects_v2,
     "stat_no_false_directory" => extra::stat_no_false_directory,
