@@ -126,6 +126,12 @@ const KNOWN_KEYS: &[&str] = &[
     "connecttimeout",
     "requesttimeout",
     "operationtimeout",
+    "usedualstack",
+    "accelerate",
+    "usefipsendpoint",
+    "loglevel",
+    "redirectendpoint",
+    "usedelimiterwalk",
 ];
 
 /// The parsed, validated configuration of one S3 driver instance.
@@ -208,6 +214,22 @@ pub struct S3Config {
     /// runs out fails. A streaming GetObject body, once its head has arrived, is limited only
     /// by `requesttimeout`.
     pub operation_timeout: Duration,
+    /// Dual-stack (IPv6) Amazon S3 endpoints (`usedualstack`, default `false`); see
+    /// [`crate::endpoint`] for the hosts and the refused combinations.
+    pub use_dualstack: bool,
+    /// S3 Transfer Acceleration endpoints (`accelerate`, default `false`).
+    pub accelerate: bool,
+    /// FIPS endpoints (`usefipsendpoint`, default `false`).
+    pub use_fips_endpoint: bool,
+    /// Request logging (`loglevel`, default `off`), emitted as `tracing` events on target
+    /// [`crate::loglevel::TARGET`].
+    pub log_level: crate::loglevel::LogLevel,
+    /// Public endpoint for presigned redirect URLs only (`redirectendpoint`): their scheme and
+    /// host are replaced by this URL's before signing. `None` = the request endpoint.
+    pub redirect_endpoint: Option<url::Url>,
+    /// Walk with one delimiter listing per directory instead of one flat listing of every key
+    /// (`usedelimiterwalk`, default `false`; distribution PR #4796).
+    pub use_delimiter_walk: bool,
     /// Static keys or the provider chain.
     pub credentials: Credentials,
 }
@@ -282,6 +304,65 @@ fn parse_endpoint(raw: &str, secure: bool) -> Result<url::Url> {
     Ok(url)
 }
 
+/// Parses `redirectendpoint` with distribution's rules (HEAD, PR #4870): a URL with a scheme
+/// and a host, no base path (empty or `/`) and no query. Also refused here: a scheme other
+/// than http/https, a fragment, and user info (never echoed: it would be a credential).
+fn parse_redirect_endpoint(raw: &str) -> Result<url::Url> {
+    const KEY: &str = "redirectendpoint";
+    if !raw.contains("://") {
+        return Err(invalid(
+            KEY,
+            format!(
+                "no scheme specified: must be a URL such as https://cdn.example.com, got {raw:?}"
+            ),
+        ));
+    }
+    let url = url::Url::parse(raw).map_err(|e| {
+        if raw.contains('@') {
+            invalid(
+                KEY,
+                format!("unable to parse: {e} (value not shown: it carries user info)"),
+            )
+        } else {
+            invalid(KEY, format!("unable to parse {raw:?}: {e}"))
+        }
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            KEY,
+            "must not carry credentials (user:password@); presigned URLs carry their own",
+        ));
+    }
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(invalid(
+            KEY,
+            format!(
+                "must use the http or https scheme, got {:?} in {raw:?}",
+                url.scheme()
+            ),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(KEY, format!("no host specified in {raw:?}")));
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(invalid(
+            KEY,
+            format!("cannot contain a base path: {:?}", url.path()),
+        ));
+    }
+    if url.query().is_some() {
+        return Err(invalid(
+            KEY,
+            format!("cannot contain query parameters: {raw:?}"),
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid(KEY, format!("cannot contain a fragment: {raw:?}")));
+    }
+    Ok(url)
+}
+
 /// The syntax of this driver's duration parameters: Go's, plus a whole number of seconds. They
 /// are regstore's own parameters (distribution's S3 driver has no timeouts), so no `d`/`w`
 /// (see `regstore_driver_api::duration`).
@@ -338,6 +419,22 @@ fn normalise_ownership(s: &str) -> String {
 }
 
 impl S3Config {
+    /// The endpoint requests go to and the bucket addressing (see [`crate::endpoint`]). Fails
+    /// only for a configuration [`from_parameters`](Self::from_parameters) would have refused.
+    pub fn endpoint(&self) -> Result<crate::endpoint::Endpoint> {
+        crate::endpoint::resolve(&crate::endpoint::EndpointOptions {
+            region: &self.region,
+            region_endpoint: self.region_endpoint.as_ref(),
+            bucket: &self.bucket,
+            secure: self.secure,
+            force_path_style: self.force_path_style,
+            dualstack: self.use_dualstack,
+            fips: self.use_fips_endpoint,
+            accelerate: self.accelerate,
+        })
+        .map_err(|e| invalid(e.parameter, e.message))
+    }
+
     /// Parses and validates `p`. Unknown keys are ignored with a `warn!` naming them.
     pub fn from_parameters(p: &Parameters) -> Result<S3Config> {
         let unknown: Vec<&str> = p.keys().filter(|k| !KNOWN_KEYS.contains(k)).collect();
@@ -371,17 +468,18 @@ impl S3Config {
                 None => {
                     return Err(invalid(
                         "v4auth",
-                        "false (SigV2) needs a regionendpoint: on Amazon S3 this driver signs \
-                         with SigV4 only (eu-central-1 and every region opened since 2014 \
-                         refuse SigV2, and AWS has deprecated it everywhere)",
+                        "false (SigV2) needs a regionendpoint: on Amazon S3 this storage driver \
+                         can only be used with v4 authentication (SigV4; eu-central-1 and every \
+                         region opened since 2014 refuse SigV2, and AWS has deprecated it \
+                         everywhere); use v4auth: true",
                     ))
                 }
-                Some(u) if u.host_str().is_some_and(|h| h.contains("amazonaws.com")) => {
+                Some(u) if u.host_str().is_some_and(crate::endpoint::is_amazon_host) => {
                     return Err(invalid(
                         "v4auth",
-                        "false (SigV2) cannot be used with an amazonaws.com endpoint: Amazon S3 \
-                         accepts only SigV4 in eu-central-1 and every region opened since 2014, \
-                         and AWS has deprecated SigV2 everywhere; use v4auth: true",
+                        "false (SigV2) cannot be used with an Amazon S3 (amazonaws.com) endpoint: \
+                         on Amazon S3 this storage driver can only be used with v4 \
+                         authentication (SigV4); use v4auth: true",
                     ))
                 }
                 Some(_) => {}
@@ -389,6 +487,25 @@ impl S3Config {
         }
 
         let force_path_style = p.bool(DRIVER_NAME, "forcepathstyle", region_endpoint.is_some())?;
+        let use_dualstack = p.bool(DRIVER_NAME, "usedualstack", false)?;
+        let accelerate = p.bool(DRIVER_NAME, "accelerate", false)?;
+        let use_fips_endpoint = p.bool(DRIVER_NAME, "usefipsendpoint", false)?;
+        crate::endpoint::resolve(&crate::endpoint::EndpointOptions {
+            region: &region,
+            region_endpoint: region_endpoint.as_ref(),
+            bucket: &bucket,
+            secure,
+            force_path_style,
+            dualstack: use_dualstack,
+            fips: use_fips_endpoint,
+            accelerate,
+        })
+        .map_err(|e| invalid(e.parameter, e.message))?;
+        let log_level = crate::loglevel::LogLevel::from_parameters(p)?;
+        let redirect_endpoint = opt_string(p, "redirectendpoint")?
+            .map(|s| parse_redirect_endpoint(&s))
+            .transpose()?;
+        let use_delimiter_walk = p.bool(DRIVER_NAME, "usedelimiterwalk", false)?;
         let skip_verify = p.bool(DRIVER_NAME, "skipverify", false)?;
         let encrypt = p.bool(DRIVER_NAME, "encrypt", false)?;
         let key_id = opt_string(p, "keyid")?;
@@ -584,6 +701,12 @@ impl S3Config {
             connect_timeout,
             request_timeout,
             operation_timeout,
+            use_dualstack,
+            accelerate,
+            use_fips_endpoint,
+            log_level,
+            redirect_endpoint,
+            use_delimiter_walk,
             credentials,
         })
     }

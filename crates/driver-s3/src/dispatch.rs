@@ -272,12 +272,7 @@ pub(crate) fn operation(request: &SignedRequest, bucket: &str) -> &'static str {
 /// Whether `bucket` can be a DNS label prefix without breaking TLS (no dots, lower-case
 /// letters, digits and hyphens). Other buckets stay path-style, as the AWS SDKs do.
 fn virtual_host_compatible(bucket: &str) -> bool {
-    !bucket.is_empty()
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !bucket.starts_with('-')
-        && !bucket.ends_with('-')
+    crate::endpoint::virtual_hostable(bucket)
 }
 
 /// How a request for `bucket` is addressed.
@@ -1162,6 +1157,7 @@ struct Inner {
     user_agent: String,
     stats: Arc<RequestStats>,
     policy: RetryPolicy,
+    log: crate::loglevel::LogLevel,
 }
 
 /// rusoto's request dispatcher for this driver: addresses, signs, counts and sends.
@@ -1234,6 +1230,7 @@ impl Dispatcher {
                 user_agent: user_agent(config),
                 stats,
                 policy: RetryPolicy::from_config(config),
+                log: config.log_level,
             }),
         }
     }
@@ -1393,6 +1390,7 @@ impl Inner {
                     replayable = body.replayable(),
                     "s3 request failed; not retried"
                 );
+                crate::loglevel::gave_up(self.log, op, retry, failed.kind.name(), failed.status);
                 return failed.outcome;
             }
             let reason = match &failed.outcome {
@@ -1408,6 +1406,8 @@ impl Inner {
                 delay_ms = delay.as_millis() as u64,
                 "s3 request failed; retrying"
             );
+            let ms = delay.as_millis() as u64;
+            crate::loglevel::retrying(self.log, op, retry, &reason, ms);
             self.stats.record_retry(op, failed.kind.ambiguous());
             after_ambiguous |= failed.kind.ambiguous();
             drop(failed);
@@ -1666,6 +1666,9 @@ impl Inner {
                 sigv2::sign_request(&mut request, &creds, resource, chrono::Utc::now());
             }
         }
+        crate::loglevel::signed(self.log, op, &request);
+        crate::loglevel::body(self.log, op, &request);
+        let wire = crate::loglevel::describe(self.log, &request);
         self.stats.record(op);
         // For logs and the HEAD check; a static name instead of a copy of the request's.
         let method: &'static str = match request.method.as_str() {
@@ -1682,6 +1685,7 @@ impl Inner {
             Ok(Err(e)) => {
                 let message = e.to_string();
                 tracing::debug!(op, %method, error = %message, "s3 request failed");
+                crate::loglevel::attempt_failed(self.log, op, method, &message);
                 return Err(Failed::transport(classify_transport(&message), message));
             }
             Err(stalled) => {
@@ -1697,6 +1701,7 @@ impl Inner {
         };
         let status = resp.status.as_u16();
         tracing::debug!(op, %method, status, "s3 request");
+        crate::loglevel::answered(wire.as_ref(), op, method, status);
         if op == "GetObject" && resp.status.is_success() {
             let expected = content_length(&resp);
             let etag = resp.headers.get("etag").map(|e| e.trim().to_owned());
