@@ -899,12 +899,145 @@ idleconntimeout: 15
     }
 
     #[test]
+    fn endpoint_options_parse_and_refuse_bad_combinations() {
+        let c = S3Config::from_parameters(&base()).unwrap();
+        assert!(!c.use_dualstack && !c.accelerate && !c.use_fips_endpoint);
+        assert!(!c.use_delimiter_walk && c.redirect_endpoint.is_none());
+        assert_eq!(c.log_level, crate::loglevel::LogLevel::Off);
+        let c = S3Config::from_parameters(&yaml(
+            "bucket: bkt\nregion: us-gov-west-1\nusedualstack: true\nusefipsendpoint: \"true\"\n\
+             usedelimiterwalk: true\nloglevel: debugwithsigning\n",
+        ))
+        .unwrap();
+        assert!(c.use_dualstack && c.use_fips_endpoint && c.use_delimiter_walk);
+        assert_eq!(c.log_level, crate::loglevel::LogLevel::DebugWithSigning);
+        assert_eq!(
+            c.endpoint().unwrap().base,
+            "https://s3-fips.dualstack.us-gov-west-1.amazonaws.com"
+        );
+        // YAML `off` is a boolean false: logging off, as distribution reads it.
+        let c = S3Config::from_parameters(&yaml("bucket: b\nregion: r\nloglevel: off\n")).unwrap();
+        assert_eq!(c.log_level, crate::loglevel::LogLevel::Off);
+        assert_err(
+            &base().with("loglevel", "verbose"),
+            "loglevel",
+            &["debugwithhttpbody", "\"verbose\""],
+        );
+        for key in [
+            "usedualstack",
+            "accelerate",
+            "usefipsendpoint",
+            "usedelimiterwalk",
+        ] {
+            assert_err(&base().with(key, "yes"), key, &["boolean"]);
+        }
+        assert_err(
+            &base()
+                .with("accelerate", true)
+                .with("usefipsendpoint", true),
+            "accelerate",
+            &["FIPS"],
+        );
+        assert_err(
+            &base().with("bucket", "my.bucket").with("accelerate", true),
+            "accelerate",
+            &["\"my.bucket\"", "dots"],
+        );
+        assert_err(
+            &base().with("accelerate", true).with("forcepathstyle", true),
+            "accelerate",
+            &["forcepathstyle"],
+        );
+        for key in ["accelerate", "usedualstack", "usefipsendpoint"] {
+            assert_err(
+                &base()
+                    .with("regionendpoint", "http://minio:9000")
+                    .with(key, true),
+                key,
+                &["regionendpoint"],
+            );
+        }
+        assert_err(
+            &base()
+                .with("region", "cn-north-1")
+                .with("usefipsendpoint", true),
+            "usefipsendpoint",
+            &["aws-cn"],
+        );
+        assert_err(
+            &base().with("region", "EU-WEST-1"),
+            "region",
+            &["host name"],
+        );
+        // With a custom endpoint the region only signs: any text goes.
+        S3Config::from_parameters(
+            &base()
+                .with("region", "Garage Region")
+                .with("regionendpoint", "http://127.0.0.1:3900"),
+        )
+        .unwrap();
+        // Dotted buckets work on AWS, path style, in every partition.
+        for region in ["us-east-1", "cn-north-1", "us-gov-east-1"] {
+            let c =
+                S3Config::from_parameters(&base().with("region", region).with("bucket", "a.b.c"))
+                    .unwrap();
+            let e = c.endpoint().unwrap();
+            assert!(e.path_style && e.base.contains(region), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn redirect_endpoint_validation() {
+        let c = S3Config::from_parameters(
+            &base().with("redirectendpoint", "https://cdn.example:8443/"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.redirect_endpoint.map(String::from).as_deref(),
+            Some("https://cdn.example:8443/")
+        );
+        for (raw, needle) in [
+            ("cdn.example", "no scheme"),
+            ("https://", "unable to parse"),
+            ("https://cdn.example/base", "base path"),
+            ("https://cdn.example/?a=b", "query"),
+            ("https://cdn.example/#x", "fragment"),
+            ("ftp://cdn.example", "scheme"),
+        ] {
+            assert_err(
+                &base().with("redirectendpoint", raw),
+                "redirectendpoint",
+                &[needle],
+            );
+        }
+        let e = err(&base().with("redirectendpoint", "https://u:hunter2@cdn.example"));
+        assert!(e.contains("credentials") && !e.contains("hunter2"), "{e}");
+        let e = err(&base().with("redirectendpoint", "https://u:hunter2@[bad"));
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
     fn v4auth_false_rules() {
         assert_err(
             &base().with("v4auth", false),
             "v4auth",
-            &["regionendpoint", "SigV4", "2014"],
+            &[
+                "regionendpoint",
+                "SigV4",
+                "2014",
+                "only be used with v4 authentication",
+            ],
         );
+        for host in [
+            "https://s3.cn-north-1.amazonaws.com.cn",
+            "https://bkt.s3.amazonaws.com",
+        ] {
+            assert_err(
+                &base().with("v4auth", false).with("regionendpoint", host),
+                "v4auth",
+                &["Amazon S3", "v4 authentication"],
+            );
+        }
         assert_err(
             &base()
                 .with("v4auth", "false")
