@@ -132,6 +132,7 @@ const KNOWN_KEYS: &[&str] = &[
     "loglevel",
     "redirectendpoint",
     "usedelimiterwalk",
+    "spooldir",
 ];
 
 /// The parsed, validated configuration of one S3 driver instance.
@@ -230,6 +231,10 @@ pub struct S3Config {
     /// Walk with one delimiter listing per directory instead of one flat listing of every key
     /// (`usedelimiterwalk`, default `false`; distribution PR #4796).
     pub use_delimiter_walk: bool,
+    /// Directory where each writer spools the part it is filling (`spooldir`; distribution
+    /// PR #4920), instead of holding up to `chunksize` in memory. Checked writable at start-up.
+    /// `None` = memory.
+    pub spool_dir: Option<std::path::PathBuf>,
     /// Static keys or the provider chain.
     pub credentials: Credentials,
 }
@@ -506,6 +511,14 @@ impl S3Config {
             .map(|s| parse_redirect_endpoint(&s))
             .transpose()?;
         let use_delimiter_walk = p.bool(DRIVER_NAME, "usedelimiterwalk", false)?;
+        let spool_dir = opt_string(p, "spooldir")?
+            .map(|s| {
+                let dir = std::path::PathBuf::from(s);
+                crate::spool::probe(&dir).map(|()| dir).map_err(|why| {
+                    invalid("spooldir", format!("must be a writable directory: {why}"))
+                })
+            })
+            .transpose()?;
         let skip_verify = p.bool(DRIVER_NAME, "skipverify", false)?;
         let encrypt = p.bool(DRIVER_NAME, "encrypt", false)?;
         let key_id = opt_string(p, "keyid")?;
@@ -707,6 +720,7 @@ impl S3Config {
             log_level,
             redirect_endpoint,
             use_delimiter_walk,
+            spool_dir,
             credentials,
         })
     }
@@ -984,6 +998,31 @@ idleconntimeout: 15
             let e = c.endpoint().unwrap();
             assert!(e.path_style && e.base.contains(region), "{e:?}");
         }
+    }
+
+    #[test]
+    fn spooldir_must_be_a_writable_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = S3Config::from_parameters(
+            &base().with("spooldir", dir.path().to_string_lossy().into_owned()),
+        )
+        .unwrap();
+        assert_eq!(c.spool_dir.as_deref(), Some(dir.path()));
+        assert_eq!(S3Config::from_parameters(&base()).unwrap().spool_dir, None);
+        assert_err(
+            &base().with(
+                "spooldir",
+                dir.path().join("missing").to_string_lossy().into_owned(),
+            ),
+            "spooldir",
+            &["writable directory", "not a directory"],
+        );
+        #[cfg(target_os = "linux")]
+        assert_err(
+            &base().with("spooldir", "/proc"),
+            "spooldir",
+            &["cannot create"],
+        );
     }
 
     #[test]

@@ -54,6 +54,7 @@ mod reader;
 mod s3api;
 mod sigv2;
 mod sigv4;
+mod spool;
 mod tail;
 #[doc(hidden)]
 pub mod test_support;
