@@ -75,9 +75,12 @@ impl Spool {
         self.len
     }
 
-    /// Appends `data`.
+    /// Appends `data`. Waits until the write reached the file: tokio's `File` otherwise
+    /// finishes it in the background, and a failure (disk full) must surface here, at the write
+    /// whose bytes it lost.
     pub(crate) async fn push(&mut self, data: &[u8]) -> std::io::Result<()> {
         self.file.write_all(data).await?;
+        self.file.flush().await?;
         self.len += data.len();
         Ok(())
     }
