@@ -8,12 +8,7 @@ use crate::sigv4;
 /// Whether `bucket` can be a DNS label prefix without breaking TLS (no dots, lower-case
 /// letters, digits and hyphens). Other buckets stay path-style, as the AWS SDKs do.
 pub(crate) fn virtual_host_compatible(bucket: &str) -> bool {
-    !bucket.is_empty()
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !bucket.starts_with('-')
-        && !bucket.ends_with('-')
+    crate::endpoint::virtual_hostable(bucket)
 }
 
 /// How a request for `bucket` is addressed.

@@ -126,6 +126,13 @@ const KNOWN_KEYS: &[&str] = &[
     "connecttimeout",
     "requesttimeout",
     "operationtimeout",
+    "usedualstack",
+    "accelerate",
+    "usefipsendpoint",
+    "loglevel",
+    "redirectendpoint",
+    "usedelimiterwalk",
+    "spooldir",
 ];
 
 /// The parsed, validated configuration of one S3 driver instance.
@@ -208,6 +215,26 @@ pub struct S3Config {
     /// runs out fails. A streaming GetObject body, once its head has arrived, is limited only
     /// by `requesttimeout`.
     pub operation_timeout: Duration,
+    /// Dual-stack (IPv6) Amazon S3 endpoints (`usedualstack`, default `false`); see
+    /// [`crate::endpoint`] for the hosts and the refused combinations.
+    pub use_dualstack: bool,
+    /// S3 Transfer Acceleration endpoints (`accelerate`, default `false`).
+    pub accelerate: bool,
+    /// FIPS endpoints (`usefipsendpoint`, default `false`).
+    pub use_fips_endpoint: bool,
+    /// Request logging (`loglevel`, default `off`), emitted as `tracing` events on target
+    /// [`crate::loglevel::TARGET`].
+    pub log_level: crate::loglevel::LogLevel,
+    /// Public endpoint for presigned redirect URLs only (`redirectendpoint`): their scheme and
+    /// host are replaced by this URL's before signing. `None` = the request endpoint.
+    pub redirect_endpoint: Option<url::Url>,
+    /// Walk with one delimiter listing per directory instead of one flat listing of every key
+    /// (`usedelimiterwalk`, default `false`; distribution PR #4796).
+    pub use_delimiter_walk: bool,
+    /// Directory where each writer spools the part it is filling (`spooldir`; distribution
+    /// PR #4920), instead of holding up to `chunksize` in memory. Checked writable at start-up.
+    /// `None` = memory.
+    pub spool_dir: Option<std::path::PathBuf>,
     /// Static keys or the provider chain.
     pub credentials: Credentials,
 }
@@ -282,6 +309,65 @@ fn parse_endpoint(raw: &str, secure: bool) -> Result<url::Url> {
     Ok(url)
 }
 
+/// Parses `redirectendpoint` with distribution's rules (HEAD, PR #4870): a URL with a scheme
+/// and a host, no base path (empty or `/`) and no query. Also refused here: a scheme other
+/// than http/https, a fragment, and user info (never echoed: it would be a credential).
+fn parse_redirect_endpoint(raw: &str) -> Result<url::Url> {
+    const KEY: &str = "redirectendpoint";
+    if !raw.contains("://") {
+        return Err(invalid(
+            KEY,
+            format!(
+                "no scheme specified: must be a URL such as https://cdn.example.com, got {raw:?}"
+            ),
+        ));
+    }
+    let url = url::Url::parse(raw).map_err(|e| {
+        if raw.contains('@') {
+            invalid(
+                KEY,
+                format!("unable to parse: {e} (value not shown: it carries user info)"),
+            )
+        } else {
+            invalid(KEY, format!("unable to parse {raw:?}: {e}"))
+        }
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            KEY,
+            "must not carry credentials (user:password@); presigned URLs carry their own",
+        ));
+    }
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(invalid(
+            KEY,
+            format!(
+                "must use the http or https scheme, got {:?} in {raw:?}",
+                url.scheme()
+            ),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(KEY, format!("no host specified in {raw:?}")));
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(invalid(
+            KEY,
+            format!("cannot contain a base path: {:?}", url.path()),
+        ));
+    }
+    if url.query().is_some() {
+        return Err(invalid(
+            KEY,
+            format!("cannot contain query parameters: {raw:?}"),
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid(KEY, format!("cannot contain a fragment: {raw:?}")));
+    }
+    Ok(url)
+}
+
 /// The syntax of this driver's duration parameters: Go's, plus a whole number of seconds. They
 /// are regstore's own parameters (distribution's S3 driver has no timeouts), so no `d`/`w`
 /// (see `regstore_driver_api::duration`).
@@ -338,6 +424,22 @@ fn normalise_ownership(s: &str) -> String {
 }
 
 impl S3Config {
+    /// The endpoint requests go to and the bucket addressing (see [`crate::endpoint`]). Fails
+    /// only for a configuration [`from_parameters`](Self::from_parameters) would have refused.
+    pub fn endpoint(&self) -> Result<crate::endpoint::Endpoint> {
+        crate::endpoint::resolve(&crate::endpoint::EndpointOptions {
+            region: &self.region,
+            region_endpoint: self.region_endpoint.as_ref(),
+            bucket: &self.bucket,
+            secure: self.secure,
+            force_path_style: self.force_path_style,
+            dualstack: self.use_dualstack,
+            fips: self.use_fips_endpoint,
+            accelerate: self.accelerate,
+        })
+        .map_err(|e| invalid(e.parameter, e.message))
+    }
+
     /// Parses and validates `p`. Unknown keys are ignored with a `warn!` naming them.
     pub fn from_parameters(p: &Parameters) -> Result<S3Config> {
         let unknown: Vec<&str> = p.keys().filter(|k| !KNOWN_KEYS.contains(k)).collect();
@@ -371,17 +473,18 @@ impl S3Config {
                 None => {
                     return Err(invalid(
                         "v4auth",
-                        "false (SigV2) needs a regionendpoint: on Amazon S3 this driver signs \
-                         with SigV4 only (eu-central-1 and every region opened since 2014 \
-                         refuse SigV2, and AWS has deprecated it everywhere)",
+                        "false (SigV2) needs a regionendpoint: on Amazon S3 this storage driver \
+                         can only be used with v4 authentication (SigV4; eu-central-1 and every \
+                         region opened since 2014 refuse SigV2, and AWS has deprecated it \
+                         everywhere); use v4auth: true",
                     ))
                 }
-                Some(u) if u.host_str().is_some_and(|h| h.contains("amazonaws.com")) => {
+                Some(u) if u.host_str().is_some_and(crate::endpoint::is_amazon_host) => {
                     return Err(invalid(
                         "v4auth",
-                        "false (SigV2) cannot be used with an amazonaws.com endpoint: Amazon S3 \
-                         accepts only SigV4 in eu-central-1 and every region opened since 2014, \
-                         and AWS has deprecated SigV2 everywhere; use v4auth: true",
+                        "false (SigV2) cannot be used with an Amazon S3 (amazonaws.com) endpoint: \
+                         on Amazon S3 this storage driver can only be used with v4 \
+                         authentication (SigV4); use v4auth: true",
                     ))
                 }
                 Some(_) => {}
@@ -389,6 +492,33 @@ impl S3Config {
         }
 
         let force_path_style = p.bool(DRIVER_NAME, "forcepathstyle", region_endpoint.is_some())?;
+        let use_dualstack = p.bool(DRIVER_NAME, "usedualstack", false)?;
+        let accelerate = p.bool(DRIVER_NAME, "accelerate", false)?;
+        let use_fips_endpoint = p.bool(DRIVER_NAME, "usefipsendpoint", false)?;
+        crate::endpoint::resolve(&crate::endpoint::EndpointOptions {
+            region: &region,
+            region_endpoint: region_endpoint.as_ref(),
+            bucket: &bucket,
+            secure,
+            force_path_style,
+            dualstack: use_dualstack,
+            fips: use_fips_endpoint,
+            accelerate,
+        })
+        .map_err(|e| invalid(e.parameter, e.message))?;
+        let log_level = crate::loglevel::LogLevel::from_parameters(p)?;
+        let redirect_endpoint = opt_string(p, "redirectendpoint")?
+            .map(|s| parse_redirect_endpoint(&s))
+            .transpose()?;
+        let use_delimiter_walk = p.bool(DRIVER_NAME, "usedelimiterwalk", false)?;
+        let spool_dir = opt_string(p, "spooldir")?
+            .map(|s| {
+                let dir = std::path::PathBuf::from(s);
+                crate::spool::probe(&dir).map(|()| dir).map_err(|why| {
+                    invalid("spooldir", format!("must be a writable directory: {why}"))
+                })
+            })
+            .transpose()?;
         let skip_verify = p.bool(DRIVER_NAME, "skipverify", false)?;
         let encrypt = p.bool(DRIVER_NAME, "encrypt", false)?;
         let key_id = opt_string(p, "keyid")?;
@@ -584,6 +714,13 @@ impl S3Config {
             connect_timeout,
             request_timeout,
             operation_timeout,
+            use_dualstack,
+            accelerate,
+            use_fips_endpoint,
+            log_level,
+            redirect_endpoint,
+            use_delimiter_walk,
+            spool_dir,
             credentials,
         })
     }
@@ -776,12 +913,170 @@ idleconntimeout: 15
     }
 
     #[test]
+    fn endpoint_options_parse_and_refuse_bad_combinations() {
+        let c = S3Config::from_parameters(&base()).unwrap();
+        assert!(!c.use_dualstack && !c.accelerate && !c.use_fips_endpoint);
+        assert!(!c.use_delimiter_walk && c.redirect_endpoint.is_none());
+        assert_eq!(c.log_level, crate::loglevel::LogLevel::Off);
+        let c = S3Config::from_parameters(&yaml(
+            "bucket: bkt\nregion: us-gov-west-1\nusedualstack: true\nusefipsendpoint: \"true\"\n\
+             usedelimiterwalk: true\nloglevel: debugwithsigning\n",
+        ))
+        .unwrap();
+        assert!(c.use_dualstack && c.use_fips_endpoint && c.use_delimiter_walk);
+        assert_eq!(c.log_level, crate::loglevel::LogLevel::DebugWithSigning);
+        assert_eq!(
+            c.endpoint().unwrap().base,
+            "https://s3-fips.dualstack.us-gov-west-1.amazonaws.com"
+        );
+        // YAML `off` is a boolean false: logging off, as distribution reads it.
+        let c = S3Config::from_parameters(&yaml("bucket: b\nregion: r\nloglevel: off\n")).unwrap();
+        assert_eq!(c.log_level, crate::loglevel::LogLevel::Off);
+        assert_err(
+            &base().with("loglevel", "verbose"),
+            "loglevel",
+            &["debugwithhttpbody", "\"verbose\""],
+        );
+        for key in [
+            "usedualstack",
+            "accelerate",
+            "usefipsendpoint",
+            "usedelimiterwalk",
+        ] {
+            assert_err(&base().with(key, "yes"), key, &["boolean"]);
+        }
+        assert_err(
+            &base()
+                .with("accelerate", true)
+                .with("usefipsendpoint", true),
+            "accelerate",
+            &["FIPS"],
+        );
+        assert_err(
+            &base().with("bucket", "my.bucket").with("accelerate", true),
+            "accelerate",
+            &["\"my.bucket\"", "dots"],
+        );
+        assert_err(
+            &base().with("accelerate", true).with("forcepathstyle", true),
+            "accelerate",
+            &["forcepathstyle"],
+        );
+        for key in ["accelerate", "usedualstack", "usefipsendpoint"] {
+            assert_err(
+                &base()
+                    .with("regionendpoint", "http://minio:9000")
+                    .with(key, true),
+                key,
+                &["regionendpoint"],
+            );
+        }
+        assert_err(
+            &base()
+                .with("region", "cn-north-1")
+                .with("usefipsendpoint", true),
+            "usefipsendpoint",
+            &["aws-cn"],
+        );
+        assert_err(
+            &base().with("region", "EU-WEST-1"),
+            "region",
+            &["host name"],
+        );
+        // With a custom endpoint the region only signs: any text goes.
+        S3Config::from_parameters(
+            &base()
+                .with("region", "Garage Region")
+                .with("regionendpoint", "http://127.0.0.1:3900"),
+        )
+        .unwrap();
+        // Dotted buckets work on AWS, path style, in every partition.
+        for region in ["us-east-1", "cn-north-1", "us-gov-east-1"] {
+            let c =
+                S3Config::from_parameters(&base().with("region", region).with("bucket", "a.b.c"))
+                    .unwrap();
+            let e = c.endpoint().unwrap();
+            assert!(e.path_style && e.base.contains(region), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn spooldir_must_be_a_writable_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = S3Config::from_parameters(
+            &base().with("spooldir", dir.path().to_string_lossy().into_owned()),
+        )
+        .unwrap();
+        assert_eq!(c.spool_dir.as_deref(), Some(dir.path()));
+        assert_eq!(S3Config::from_parameters(&base()).unwrap().spool_dir, None);
+        assert_err(
+            &base().with(
+                "spooldir",
+                dir.path().join("missing").to_string_lossy().into_owned(),
+            ),
+            "spooldir",
+            &["writable directory", "not a directory"],
+        );
+        #[cfg(target_os = "linux")]
+        assert_err(
+            &base().with("spooldir", "/proc"),
+            "spooldir",
+            &["cannot create"],
+        );
+    }
+
+    #[test]
+    fn redirect_endpoint_validation() {
+        let c = S3Config::from_parameters(
+            &base().with("redirectendpoint", "https://cdn.example:8443/"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.redirect_endpoint.map(String::from).as_deref(),
+            Some("https://cdn.example:8443/")
+        );
+        for (raw, needle) in [
+            ("cdn.example", "no scheme"),
+            ("https://", "unable to parse"),
+            ("https://cdn.example/base", "base path"),
+            ("https://cdn.example/?a=b", "query"),
+            ("https://cdn.example/#x", "fragment"),
+            ("ftp://cdn.example", "scheme"),
+        ] {
+            assert_err(
+                &base().with("redirectendpoint", raw),
+                "redirectendpoint",
+                &[needle],
+            );
+        }
+        let e = err(&base().with("redirectendpoint", "https://u:hunter2@cdn.example"));
+        assert!(e.contains("credentials") && !e.contains("hunter2"), "{e}");
+        let e = err(&base().with("redirectendpoint", "https://u:hunter2@[bad"));
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
     fn v4auth_false_rules() {
         assert_err(
             &base().with("v4auth", false),
             "v4auth",
-            &["regionendpoint", "SigV4", "2014"],
+            &[
+                "regionendpoint",
+                "SigV4",
+                "2014",
+                "only be used with v4 authentication",
+            ],
         );
+        for host in [
+            "https://s3.cn-north-1.amazonaws.com.cn",
+            "https://bkt.s3.amazonaws.com",
+        ] {
+            assert_err(
+                &base().with("v4auth", false).with("regionendpoint", host),
+                "v4auth",
+                &["Amazon S3", "v4 authentication"],
+            );
+        }
         assert_err(
             &base()
                 .with("v4auth", "false")

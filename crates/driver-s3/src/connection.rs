@@ -56,28 +56,7 @@ pub(crate) struct S3Connection {
 /// The endpoint URL rusoto's `Region::Custom` expects: scheme, host, port and any base path,
 /// without a trailing `/` (rusoto prepends the base path to every request path).
 fn endpoint_string(config: &S3Config) -> String {
-    match &config.region_endpoint {
-        Some(url) => {
-            let mut s = format!("{}://", url.scheme());
-            if let Some(host) = url.host_str() {
-                s.push_str(host);
-            }
-            if let Some(port) = url.port() {
-                s.push_str(&format!(":{port}"));
-            }
-            s.push_str(url.path().trim_end_matches('/'));
-            s
-        }
-        None => {
-            let scheme = if config.secure { "https" } else { "http" };
-            let suffix = if config.region.starts_with("cn-") {
-                "amazonaws.com.cn"
-            } else {
-                "amazonaws.com"
-            };
-            format!("{scheme}://s3.{}.{suffix}", config.region)
-        }
-    }
+    config.endpoint().map(|e| e.base).unwrap_or_default()
 }
 
 impl S3Connection {
@@ -100,6 +79,7 @@ impl S3Connection {
         config: S3Config,
         http: Option<Box<dyn rusoto_core::request::DispatchSignedRequest + Send + Sync>>,
     ) -> Result<Self> {
+        config.endpoint()?;
         let region = Region::Custom {
             name: config.region.clone(),
             endpoint: endpoint_string(&config),
@@ -184,6 +164,11 @@ impl S3Connection {
             &format!("/{}/{key}", self.config.bucket),
         );
         let resource = self.addressing.apply(&mut request);
+        if let Some(redirect) = &self.config.redirect_endpoint {
+            let (scheme, authority) = crate::endpoint::redirect_authority(redirect);
+            request.scheme = Some(scheme);
+            request.set_hostname(Some(authority));
+        }
         let url = if self.config.v4auth {
             self.signer.presign(
                 method.as_str(),

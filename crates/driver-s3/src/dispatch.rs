@@ -160,6 +160,7 @@ struct Inner {
     user_agent: String,
     stats: Arc<RequestStats>,
     policy: RetryPolicy,
+    log: crate::loglevel::LogLevel,
 }
 
 /// rusoto's request dispatcher for this driver: addresses, signs, counts and sends.
@@ -203,6 +204,7 @@ impl Dispatcher {
                 user_agent: user_agent(config),
                 stats,
                 policy: RetryPolicy::from_config(config),
+                log: config.log_level,
             }),
         }
     }
@@ -341,6 +343,13 @@ impl Inner {
                     replayable = body.replayable(),
                     "s3 request failed; not retried"
                 );
+                crate::loglevel::gave_up(
+                    self.log,
+                    op.name(),
+                    retry,
+                    failed.kind.name(),
+                    failed.status,
+                );
                 return failed.outcome;
             }
             let reason = match &failed.outcome {
@@ -356,6 +365,8 @@ impl Inner {
                 delay_ms = delay.as_millis() as u64,
                 "s3 request failed; retrying"
             );
+            let ms = delay.as_millis() as u64;
+            crate::loglevel::retrying(self.log, op.name(), retry, &reason, ms);
             self.stats.record_retry(op, failed.kind.ambiguous());
             after_ambiguous |= failed.kind.ambiguous();
             drop(failed);
@@ -474,6 +485,9 @@ impl Inner {
                 sigv2::sign_request(&mut request, &creds, resource, chrono::Utc::now());
             }
         }
+        crate::loglevel::signed(self.log, op.name(), &request);
+        crate::loglevel::body(self.log, op.name(), &request);
+        let wire = crate::loglevel::describe(self.log, &request);
         self.stats.record(op);
         // For logs and the HEAD check; a static name instead of a copy of the request's.
         let method: &'static str = match request.method.as_str() {
@@ -490,6 +504,7 @@ impl Inner {
             Ok(Err(e)) => {
                 let message = e.to_string();
                 tracing::debug!(op = op.name(), %method, error = %message, "s3 request failed");
+                crate::loglevel::attempt_failed(self.log, op.name(), method, &message);
                 return Err(Failed::transport(classify_transport(&message), message));
             }
             Err(stalled) => {
@@ -505,6 +520,7 @@ impl Inner {
         };
         let status = resp.status.as_u16();
         tracing::debug!(op = op.name(), %method, status, "s3 request");
+        crate::loglevel::answered(wire.as_ref(), op.name(), method, status);
         if op == Operation::GetObject && resp.status.is_success() {
             let expected = content_length(&resp);
             let etag = resp.headers.get("etag").map(|e| e.trim().to_owned());

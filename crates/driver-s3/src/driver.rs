@@ -749,7 +749,11 @@ impl StorageDriver for S3Driver {
         options: &WalkOptions,
         f: &mut WalkFn<'_>,
     ) -> Result<()> {
-        crate::walk::walk(&self.inner, from, options, f).await
+        if self.inner.api.config().use_delimiter_walk {
+            crate::walk_delimited::walk(&self.inner, from, options, f).await
+        } else {
+            crate::walk::walk(&self.inner, from, options, f).await
+        }
     }
 
     fn url_key(&self, path: &StoragePath) -> String {

@@ -45,6 +45,7 @@ use crate::error::{S3Error, DRIVER};
 use crate::pagination::{all_uploads, PageGuard, MAX_LIST_PAGES};
 use crate::s3api::{collect, PartInfo};
 use crate::shared::Inner;
+use crate::spool::Spool;
 use crate::tail::{Tail, MAX_PART, MIN_PART};
 
 /// Writes smaller than this are copied into one buffer; larger ones are kept as they are
@@ -97,12 +98,15 @@ where
     }
 }
 
-/// Bytes waiting for the next part, as a list of pieces so large writes are never copied.
+/// Bytes waiting for the next part, as a list of pieces so large writes are never copied, or
+/// in a spool file (`spooldir`).
 #[derive(Default)]
 struct PartBuffer {
     pieces: Vec<Bytes>,
     small: BytesMut,
     len: usize,
+    /// With `spooldir`: the bytes live here, `pieces` and `small` stay empty.
+    spool: Option<Spool>,
 }
 
 impl PartBuffer {
@@ -146,6 +150,50 @@ impl PartBuffer {
         self.pieces.clear();
         self.small.clear();
         self.len = 0;
+    }
+
+    /// [`push`](Self::push), or an append to the spool file.
+    async fn append(&mut self, data: Bytes) -> std::io::Result<()> {
+        match &mut self.spool {
+            Some(s) => {
+                s.push(&data).await?;
+                self.len += data.len();
+                Ok(())
+            }
+            None => {
+                self.push(data);
+                Ok(())
+            }
+        }
+    }
+
+    /// [`take`](Self::take), reading the spool file back (one piece) and emptying it.
+    async fn take_part(&mut self) -> std::io::Result<Vec<Bytes>> {
+        match &mut self.spool {
+            Some(s) => {
+                let all = s.take().await?;
+                self.len = 0;
+                Ok(vec![all])
+            }
+            None => Ok(self.take()),
+        }
+    }
+
+    /// [`contents`](Self::contents), reading the spool file back.
+    async fn read_all(&mut self) -> std::io::Result<Bytes> {
+        match &mut self.spool {
+            Some(s) => s.contents().await,
+            None => Ok(self.contents()),
+        }
+    }
+
+    /// Why the spool failed, as an error about `path`.
+    fn spool_error(&self, path: &StoragePath, e: std::io::Error) -> Error {
+        let file = self
+            .spool
+            .as_ref()
+            .map_or_else(String::new, |s| format!(" {}", s.path().display()));
+        Error::backend(DRIVER, Some(path), format!("spooldir file{file}: {e}"))
     }
 }
 
@@ -275,7 +323,13 @@ impl fmt::Debug for S3Writer {
 }
 
 impl S3Writer {
-    fn new(inner: Arc<Inner>, path: StoragePath, key: String, upload_id: String) -> Self {
+    fn new(
+        inner: Arc<Inner>,
+        path: StoragePath,
+        key: String,
+        upload_id: String,
+        spool: Option<Spool>,
+    ) -> Self {
         let chunk = usize::try_from(inner.api.config().chunk_size)
             .unwrap_or(usize::MAX)
             .max(MIN_PART as usize);
@@ -288,7 +342,10 @@ impl S3Writer {
             upload_id,
             parts: Vec::new(),
             flushed: 0,
-            buf: PartBuffer::default(),
+            buf: PartBuffer {
+                spool,
+                ..PartBuffer::default()
+            },
             chunk,
             concurrency,
             in_flight: FuturesUnordered::new(),
@@ -301,15 +358,34 @@ impl S3Writer {
         }
     }
 
+    /// The spool file of a new writer when `spooldir` is set; created before the upload so a
+    /// failure leaves nothing behind.
+    fn new_spool(inner: &Inner, path: &StoragePath) -> Result<Option<Spool>> {
+        let Some(dir) = &inner.api.config().spool_dir else {
+            return Ok(None);
+        };
+        Spool::create(dir).map(Some).map_err(|e| {
+            Error::backend(
+                DRIVER,
+                Some(path),
+                format!(
+                    "spooldir {}: cannot create a spool file: {e}",
+                    dir.display()
+                ),
+            )
+        })
+    }
+
     /// A writer on a new multipart upload at `path` (`append == false`).
     pub(crate) async fn create(inner: Arc<Inner>, path: StoragePath) -> Result<Self> {
         let key = inner.keys.key(&path);
+        let spool = Self::new_spool(&inner, &path)?;
         let upload_id = inner
             .api
             .create_multipart_upload(&key, &inner.headers)
             .await
             .map_err(|e| e.into_backend(&path))?;
-        Ok(Self::new(inner, path, key, upload_id))
+        Ok(Self::new(inner, path, key, upload_id, spool))
     }
 
     /// A writer resuming the upload a closed writer left at `path` (`append == true`).
@@ -387,12 +463,15 @@ impl S3Writer {
                 )
             },
         )?;
-        let mut w = Self::new(Arc::clone(&inner), path, key, upload.upload_id);
+        let spool = Self::new_spool(&inner, &path)?;
+        let mut w = Self::new(Arc::clone(&inner), path, key, upload.upload_id, spool);
         w.flushed = plan.parts.iter().map(|p| p.size).sum();
         w.next_number = plan.parts.len() as i64 + 1;
         w.parts = plan.parts;
         w.chunk = usize::try_from(plan.chunk).unwrap_or(usize::MAX);
-        w.buf.push(plan.buffer);
+        if let Err(e) = w.buf.append(plan.buffer).await {
+            return Err(w.buf.spool_error(&w.path, e));
+        }
         w.has_tail = plan.has_tail;
         w.legacy = plan.legacy;
         Ok(w)
@@ -517,7 +596,14 @@ impl S3Writer {
             }
         }
         let len = self.buf.len as u64;
-        let pieces = self.buf.take();
+        let pieces = match self.buf.take_part().await {
+            Ok(p) => p,
+            Err(e) => {
+                let e = self.buf.spool_error(&self.path, e);
+                self.failed = Some(e.to_string());
+                return Err(e);
+            }
+        };
         let number = self.next_number;
         self.next_number += 1;
         let inner = Arc::clone(&self.inner);
@@ -606,9 +692,16 @@ impl S3Writer {
                 ));
             };
             let old = collect(Some(rest), answer.body, path).await?;
-            self.buf.push(old);
+            self.buf
+                .append(old)
+                .await
+                .map_err(|e| self.buf.spool_error(&path_owned, e))?;
         }
-        let payload = self.buf.contents();
+        let payload = self
+            .buf
+            .read_all()
+            .await
+            .map_err(|e| self.buf.spool_error(&path_owned, e))?;
         self.put_tail(payload).await?;
         // The old bytes now live in the new upload (parts and tail record): remove the object
         // the completion made visible, so nothing is readable at the path before `commit`.
@@ -714,12 +807,20 @@ impl FileWriter for S3Writer {
         self.changed = true;
         while !data.is_empty() {
             let need = self.chunk - self.buf.len;
-            if data.len() < need {
-                self.buf.push(data);
-                break;
+            let piece = if data.len() < need {
+                std::mem::take(&mut data)
+            } else {
+                data.split_to(need)
+            };
+            if let Err(e) = self.buf.append(piece).await {
+                // Part of the bytes may be in the file: the buffer cannot be trusted any more.
+                let e = self.buf.spool_error(&self.path, e);
+                self.failed = Some(e.to_string());
+                return Err(e);
             }
-            self.buf.push(data.split_to(need));
-            self.flush_part(false).await?;
+            if self.buf.len == self.chunk {
+                self.flush_part(false).await?;
+            }
         }
         Ok(())
     }
@@ -740,13 +841,18 @@ impl FileWriter for S3Writer {
         }
         // Written even when nothing is buffered: it tells a resume to ignore parts a crashed
         // writer may have left at or after the next number.
-        let payload = self.buf.contents();
+        let payload = match self.buf.read_all().await {
+            Ok(p) => p,
+            Err(e) => return Err(self.buf.spool_error(&self.path, e)),
+        };
         self.put_tail(payload).await
     }
 
     async fn cancel(&mut self) -> Result<()> {
         self.lifecycle.cancel()?;
         self.buf.clear();
+        // Removes the spool file.
+        self.buf.spool = None;
         self.stop_in_flight();
         self.inner
             .api
@@ -760,6 +866,8 @@ impl FileWriter for S3Writer {
         self.lifecycle.check_open()?;
         let flushed = self.flush_part(true).await;
         let drained = self.drain().await;
+        // Everything is uploaded (or lost): remove the spool file.
+        self.buf.spool = None;
         if let Err(cause) = flushed.and(drained) {
             // A part is missing: the upload can never be completed. Abort it so its parts do
             // not linger (and bill), and end the writer.
