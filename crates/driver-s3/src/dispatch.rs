@@ -74,8 +74,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt as _, Stream, StreamExt as _};
-use hyper::client::HttpConnector;
-use hyper_tls::HttpsConnector;
 use md5::{Digest as _, Md5};
 use rusoto_core::request::{
     DispatchSignedRequest, DispatchSignedRequestFuture, HttpDispatchError, HttpResponse,
@@ -85,6 +83,7 @@ use rusoto_core::ByteStream;
 
 use crate::config::S3Config;
 use crate::credentials::CredentialsProvider;
+use crate::net::Connector;
 use crate::sigv2;
 use crate::sigv4::{self, Signer};
 use crate::transport::{self, Transport};
@@ -1170,33 +1169,19 @@ pub(crate) struct Dispatcher {
     inner: Arc<Inner>,
 }
 
-/// Builds the HTTPS-capable connector. TLS certificates are verified unless `skip_verify`;
-/// opening a TCP connection may take at most `connect_timeout`.
-fn connector(
-    skip_verify: bool,
-    connect_timeout: Duration,
-) -> Result<HttpsConnector<HttpConnector>, native_tls::Error> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
-    // Small requests go out in one or two writes and wait for the answer: Nagle's algorithm
-    // would only hold a request's tail back for the server's delayed ACK.
-    http.set_nodelay(true);
-    let mut tls = native_tls::TlsConnector::builder();
+/// Builds the driver's connector: proxies and CA bundle from the environment, TLS certificates
+/// verified unless `skip_verify`; opening a TCP connection may take at most `connect_timeout`.
+fn connector(skip_verify: bool, connect_timeout: Duration) -> Result<Connector, String> {
     if skip_verify {
         // Said once per driver, at start-up: a config that turns verification off should be
         // visible in the logs, not only in the file.
         tracing::warn!(
             "s3aws: skipverify is set: TLS certificates and host names are not verified"
         );
-        tls.danger_accept_invalid_certs(true)
-            .danger_accept_invalid_hostnames(true);
     }
-    let tls = tls.build()?;
-    Ok(HttpsConnector::from((
-        http,
-        tokio_native_tls::TlsConnector::from(tls),
-    )))
+    // Small requests go out in one or two writes and wait for the answer: Nagle's algorithm
+    // would only hold a request's tail back for the server's delayed ACK (nodelay).
+    Connector::from_env(connect_timeout, skip_verify, true)
 }
 
 impl Dispatcher {
@@ -1205,11 +1190,10 @@ impl Dispatcher {
         config: &S3Config,
         credentials: Arc<CredentialsProvider>,
         stats: Arc<RequestStats>,
-    ) -> Result<Self, native_tls::Error> {
-        let http = http_client(
-            config,
-            connector(config.skip_verify, config.connect_timeout)?,
-        );
+    ) -> Result<Self, String> {
+        let connector = connector(config.skip_verify, config.connect_timeout)?;
+        let mut http = http_client(config, connector.clone());
+        http.set_proxy(connector);
         Ok(Self::with_http(config, credentials, stats, Box::new(http)))
     }
 
@@ -2834,6 +2818,7 @@ mod tests {
         assert!(script.seen().len() <= 3);
     }
 
+    #[cfg(feature = "native-tls")]
     /// A one-file HTTPS server with a fresh self-signed certificate (made with the `openssl`
     /// command), answering every request `200 OK`. `None` when `openssl` is unavailable.
     async fn self_signed_server() -> Option<(
@@ -2901,6 +2886,7 @@ mod tests {
         Some((port, task, heads))
     }
 
+    #[cfg(feature = "native-tls")]
     #[tokio::test]
     async fn tls_verified_by_default_and_skipverify_accepts_self_signed() {
         let Some((port, server, mut heads)) = self_signed_server().await else {

@@ -47,6 +47,7 @@ mod error;
 mod factory;
 mod keys;
 mod listxml;
+mod net;
 mod pagination;
 mod reader;
 mod s3api;
