@@ -25,6 +25,22 @@ use standin::Creds;
 /// IAM requests of the set-up script, all unauthenticated (moto lets exactly these through).
 const SETUP_ACTIONS: usize = 8;
 
+/// The sources, also the object names under `/docker/keyless/`.
+const SOURCES: &[&str] = &[
+    "environment",
+    "web-identity",
+    "profile",
+    "container",
+    "imds",
+];
+
+// moto 5.2.1 with authentication enforced miscomputes the SigV4 signature of a ListObjectsV2
+// whose prefix holds a `/` (boto3's own request is refused the same way), and `regstore put`
+// checks that the path is not a directory (HeadObject, then ListObjectsV2 on `path/` when no
+// object is there). The set-up therefore stores a placeholder at each path first, so `put`'s
+// check ends at HeadObject; the test then overwrites it through `regstore put` and reads the
+// new content back with `regstore cat`, both signed with the chain's credentials.
+
 const SETUP: &str = r#"
 import json, sys, boto3
 url, bucket = sys.argv[1], sys.argv[2]
@@ -45,7 +61,11 @@ iam.create_user(UserName="limited")
 iam.put_user_policy(UserName="limited", PolicyName="assume-only", PolicyDocument=assume_only)
 l = iam.create_access_key(UserName="limited")["AccessKey"]
 # Authentication is enforced from here on.
-client("s3", k["AccessKeyId"], k["SecretAccessKey"]).create_bucket(Bucket=bucket)
+s3 = client("s3", k["AccessKeyId"], k["SecretAccessKey"])
+s3.create_bucket(Bucket=bucket)
+# Placeholders the test overwrites (see PLACEHOLDER).
+for name in sys.argv[3].split(","):
+    s3.put_object(Bucket=bucket, Key="cli/docker/keyless/" + name, Body=b"placeholder")
 sts = client("sts", k["AccessKeyId"], k["SecretAccessKey"])
 temp = {}
 for name in ["webidentity", "container", "imds"]:
@@ -131,7 +151,7 @@ struct Setup {
 
 fn setup(url: &str, bucket: &str) -> Setup {
     let mut cmd = Command::new("python3");
-    cmd.args(["-c", SETUP, url, bucket]);
+    cmd.args(["-c", SETUP, url, bucket, &SOURCES.join(",")]);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("AWS_") {
             cmd.env_remove(k);

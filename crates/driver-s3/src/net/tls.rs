@@ -37,7 +37,7 @@ pub(crate) fn ca_bundle_from(get: &dyn Fn(&str) -> Option<String>) -> Option<CaB
 }
 
 /// The DER certificates of `bundle`; an error names the variable and the file when the file
-/// cannot be read or holds no certificate.
+/// cannot be read, is not PEM, or (for `AWS_CA_BUNDLE`) holds no certificate.
 pub(crate) fn read_bundle(bundle: &CaBundle) -> Result<Vec<Vec<u8>>, String> {
     use rustls_pki_types::pem::PemObject as _;
     use rustls_pki_types::CertificateDer;
@@ -49,7 +49,17 @@ pub(crate) fn read_bundle(bundle: &CaBundle) -> Result<Vec<Vec<u8>>, String> {
         certs.push(cert.as_ref().to_vec());
     }
     if certs.is_empty() {
-        return Err(format!("{where_}: no certificate in the file"));
+        // As the AWS SDKs refuse an AWS_CA_BUNDLE without certificates. SSL_CERT_FILE follows
+        // Go's crypto/x509 instead: a file without certificates is an empty trust set (every
+        // verified connection then fails), which is how tests point at "no CA at all".
+        if bundle.variable == "AWS_CA_BUNDLE" {
+            return Err(format!("{where_}: no certificate in the file"));
+        }
+        tracing::warn!(
+            variable = bundle.variable,
+            path = %bundle.path.display(),
+            "CA file holds no certificate: no TLS server will be trusted"
+        );
     }
     Ok(certs)
 }
