@@ -171,6 +171,9 @@ async fn http_proxy_from_the_environment_through_tinyproxy() {
         p.insert("connecttimeout", timeout.to_owned());
         // No retries: the dead-proxy case below should fail at once, not after back-offs.
         p.insert("maxretries", "0");
+        // tinyproxy 1.11 does not serve a second request on a client connection (it waits for
+        // its Timeout, then closes): no idle pool, one connection per request.
+        p.insert("maxidleconnsperhost", "0");
         S3Driver::new(S3Config::from_parameters(&p).unwrap()).unwrap()
     };
 
