@@ -15,7 +15,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +23,7 @@ use regstore_driver_api::{Error, Parameters, StorageDriver, StoragePath};
 use regstore_driver_s3::{S3Config, S3Driver};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-static ENV: Mutex<()> = Mutex::new(());
+static ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const NETWORK_VARS: &[&str] = &[
     "HTTP_PROXY",
@@ -155,7 +155,7 @@ async fn roundtrip(d: &S3Driver, name: &str) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_proxy_from_the_environment_through_tinyproxy() {
-    let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = ENV.lock().await;
     let Some(env) = common::moto_env() else {
         return;
     };
@@ -225,10 +225,10 @@ async fn http_proxy_from_the_environment_through_tinyproxy() {
     network_env(&[("HTTPS_PROXY", "socks5://127.0.0.1:1080")]);
     let mut p = env.params(&root);
     p.insert("regionendpoint", endpoint.clone());
-    let e = S3Driver::new(S3Config::from_parameters(&p).unwrap())
-        .err()
-        .expect("socks5 proxy refused")
-        .to_string();
+    let Err(e) = S3Driver::new(S3Config::from_parameters(&p).unwrap()) else {
+        panic!("socks5 proxy accepted");
+    };
+    let e = e.to_string();
     assert!(e.contains("HTTPS_PROXY"), "{e}");
     network_env(&[]);
 }
@@ -342,7 +342,7 @@ async fn probe(d: &S3Driver) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_ca_bundles_and_https_through_a_connect_tunnel() {
-    let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = ENV.lock().await;
     let started = Instant::now();
     let ca = pki();
     let other = pki();
@@ -380,9 +380,9 @@ async fn custom_ca_bundles_and_https_through_a_connect_tunnel() {
         .expect("skipverify accepts the certificate");
     // A bundle that cannot be read stops the driver at start-up, naming the variable.
     network_env(&[("AWS_CA_BUNDLE", "/nonexistent/regstore-ca.pem")]);
-    let e = tls_driver(&endpoint, false)
-        .err()
-        .expect("missing bundle refused");
+    let Err(e) = tls_driver(&endpoint, false) else {
+        panic!("missing bundle accepted");
+    };
     assert!(
         e.contains("AWS_CA_BUNDLE") && e.contains("/nonexistent/regstore-ca.pem"),
         "{e}"
