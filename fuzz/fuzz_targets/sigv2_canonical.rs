@@ -31,12 +31,14 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Points OpenSSL at an empty CA set before the first TLS connector is built: every
+/// Points the driver at an empty CA set before the first TLS connector is built: every
 /// `S3Driver::new` builds one, and loading the system bundle each time would cap the fuzzer at a
-/// few inputs per second. Presigning never connects, so no CA is needed.
+/// few inputs per second. Presigning never connects, so no CA is needed. `AWS_CA_BUNDLE` would
+/// win over `SSL_CERT_FILE` (docs/aws.md), so it is removed.
 fn no_system_cas() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
+        std::env::remove_var("AWS_CA_BUNDLE");
         std::env::set_var("SSL_CERT_FILE", "/dev/null");
         std::env::set_var("SSL_CERT_DIR", "/nonexistent-regstore-fuzz");
     });

@@ -19,7 +19,7 @@ mod writer_model;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use runner::Runner;
@@ -537,6 +537,11 @@ fn test(r: &mut Runner) -> Result<()> {
         "build tests",
         cargo().args(["test", "--workspace", "--no-run"]),
     )?;
+    // Tests that start their own moto (authentication enforced: driver-s3's aws_credentials,
+    // the CLI's keyless test) need it installed even when an external moto serves the rest;
+    // the proxy tests start Debian's tinyproxy.
+    servers::ensure_moto_installed()?;
+    servers::ensure_tinyproxy_installed()?;
     let rgw = s3_target(r, Kind::Rgw)?;
     let moto = match ServerInfo::from_moto_env() {
         Some(info) => {
@@ -556,7 +561,52 @@ fn test(r: &mut Runner) -> Result<()> {
         .envs(rgw.info().s3_env(true, &bucket))
         .env("REGSTORE_MOTO_ENDPOINT", &moto.info().endpoint);
     r.check("cargo test", &mut cmd)?;
+    rustls_configuration(r, &moto.info().endpoint)?;
     r.finish()
+}
+
+/// The S3 driver built with rustls instead of native-tls: no OpenSSL in its dependency graph,
+/// and its unit tests and network tests (CA bundles, proxies) pass with that stack.
+fn rustls_configuration(r: &mut Runner, moto_endpoint: &str) -> Result<()> {
+    const FEATURES: [&str; 4] = [
+        "-p",
+        "regstore-driver-s3",
+        "--no-default-features",
+        "--features=rustls-webpki-roots",
+    ];
+    eprintln!("==> rustls build: checking the dependency graph for OpenSSL");
+    let out = cargo()
+        .args(["tree", "-e", "normal,build", "--prefix", "none"])
+        .args(FEATURES)
+        .output()
+        .context("cargo tree")?;
+    if !out.status.success() {
+        bail!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    // openssl-probe (a pure-Rust search for CA files, through rusoto_core's rustls) is fine.
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let linked: Vec<&str> = tree
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            (l.contains("openssl") && !l.starts_with("openssl-probe")) || l.contains("native-tls")
+        })
+        .collect();
+    if !linked.is_empty() {
+        bail!(
+            "the rustls build of regstore-driver-s3 still depends on OpenSSL: {}",
+            linked.join(", ")
+        );
+    }
+    let mut cmd = cargo();
+    cmd.arg("test")
+        .args(FEATURES)
+        .args(["--lib", "--test", "network", "--test", "aws_credentials"])
+        .env("REGSTORE_MOTO_ENDPOINT", moto_endpoint);
+    r.check("cargo test (driver-s3 with rustls)", &mut cmd)
 }
 
 fn ci(r: &mut Runner) -> Result<()> {

@@ -549,6 +549,25 @@ pub fn ensure_moto_installed() -> Result<()> {
     Ok(())
 }
 
+/// Installs Debian's tinyproxy (`tinyproxy-bin`: the program without a system service) when it
+/// is missing; the driver's proxy tests (crates/driver-s3/tests/network.rs) start their own.
+pub fn ensure_tinyproxy_installed() -> Result<()> {
+    let present = || {
+        ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
+            .iter()
+            .any(|p| Path::new(p).is_file())
+            || which("tinyproxy").is_some()
+    };
+    if present() {
+        return Ok(());
+    }
+    apt_get(&["install", "-y", "--no-install-recommends", "tinyproxy-bin"])?;
+    if !present() {
+        bail!("tinyproxy is still missing after `apt-get install tinyproxy-bin`");
+    }
+    Ok(())
+}
+
 /// `target/servers` of the workspace.
 pub fn servers_root() -> PathBuf {
     crate::workspace_root().join("target").join("servers")

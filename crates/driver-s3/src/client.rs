@@ -1,41 +1,25 @@
-//! The HTTP client under the dispatcher: the TLS-capable connector, the keep-alive pool
+//! The HTTP client under the dispatcher: the connector (proxies, TLS stack, CA bundle: [`crate::net`]), the keep-alive pool
 //! ([`crate::transport`]) and the `User-Agent` every request carries.
 
 use std::time::Duration;
 
-use hyper::client::HttpConnector;
-use hyper_tls::HttpsConnector;
-
 use crate::config::S3Config;
+use crate::net::Connector;
 use crate::transport::Transport;
 
-/// Builds the HTTPS-capable connector. TLS certificates are verified unless `skip_verify`;
-/// opening a TCP connection may take at most `connect_timeout`.
-pub(crate) fn connector(
-    skip_verify: bool,
-    connect_timeout: Duration,
-) -> Result<HttpsConnector<HttpConnector>, native_tls::Error> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
-    // Small requests go out in one or two writes and wait for the answer: Nagle's algorithm
-    // would only hold a request's tail back for the server's delayed ACK.
-    http.set_nodelay(true);
-    let mut tls = native_tls::TlsConnector::builder();
+/// Builds the driver's connector: proxies and CA bundle from the environment, TLS certificates
+/// verified unless `skip_verify`; opening a TCP connection may take at most `connect_timeout`.
+pub(crate) fn connector(skip_verify: bool, connect_timeout: Duration) -> Result<Connector, String> {
     if skip_verify {
         // Said once per driver, at start-up: a config that turns verification off should be
         // visible in the logs, not only in the file.
         tracing::warn!(
             "s3aws: skipverify is set: TLS certificates and host names are not verified"
         );
-        tls.danger_accept_invalid_certs(true)
-            .danger_accept_invalid_hostnames(true);
     }
-    let tls = tls.build()?;
-    Ok(HttpsConnector::from((
-        http,
-        tokio_native_tls::TlsConnector::from(tls),
-    )))
+    // Small requests go out in one or two writes and wait for the answer: Nagle's algorithm
+    // would only hold a request's tail back for the server's delayed ACK (nodelay).
+    Connector::from_env(connect_timeout, skip_verify, true)
 }
 
 /// The driver's HTTP transport over `connector`, with the configured keep-alive pool.

@@ -672,8 +672,8 @@ impl S3Config {
                     tracing::warn!(
                         driver = DRIVER_NAME,
                         "only one of accesskey and secretkey is set; both are needed for static \
-                         credentials, using the provider chain (environment, profile, container, \
-                         instance metadata) instead"
+                         credentials, using the AWS default chain instead (environment, web \
+                         identity, profile, container endpoint, IMDSv2; see docs/aws.md)"
                     );
                 }
                 if session_token.is_some() {

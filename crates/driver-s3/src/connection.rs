@@ -782,11 +782,9 @@ mod server_tests {
         }
     }
 
-    fn localhost_connector(
-    ) -> hyper_tls::HttpsConnector<hyper::client::HttpConnector<LocalhostResolver>> {
-        let mut http = hyper::client::HttpConnector::new_with_resolver(LocalhostResolver);
-        http.enforce_http(false);
-        hyper_tls::HttpsConnector::new_with_connector(http)
+    /// Plain HTTP (moto) with [`LocalhostResolver`].
+    fn localhost_connector() -> hyper::client::HttpConnector<LocalhostResolver> {
+        hyper::client::HttpConnector::new_with_resolver(LocalhostResolver)
     }
 
     /// Virtual-hosted addressing end to end (moto routes `bucket.localhost` by Host; it does

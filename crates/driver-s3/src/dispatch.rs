@@ -175,11 +175,10 @@ impl Dispatcher {
         config: &S3Config,
         credentials: Arc<CredentialsProvider>,
         stats: Arc<RequestStats>,
-    ) -> Result<Self, native_tls::Error> {
-        let http = http_client(
-            config,
-            connector(config.skip_verify, config.connect_timeout)?,
-        );
+    ) -> Result<Self, String> {
+        let connector = connector(config.skip_verify, config.connect_timeout)?;
+        let mut http = http_client(config, connector.clone());
+        http.set_proxy(connector);
         Ok(Self::with_http(config, credentials, stats, Box::new(http)))
     }
 

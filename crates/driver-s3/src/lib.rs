@@ -53,6 +53,7 @@ mod get_body;
 mod keys;
 mod listxml;
 pub mod loglevel;
+mod net;
 mod pagination;
 mod reader;
 mod retry;

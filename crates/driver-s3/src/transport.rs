@@ -91,6 +91,8 @@ pub(crate) fn stream_len(s: &ByteStream) -> Option<usize> {
 pub(crate) struct Transport<C> {
     client: Client<C, Body>,
     default_user_agent: HeaderValue,
+    /// The connector's proxy settings, for `Proxy-Authorization` on absolute-form requests.
+    proxy: Option<crate::net::Connector>,
 }
 
 impl<C> Transport<C>
@@ -105,7 +107,29 @@ where
                 "regstore/",
                 env!("CARGO_PKG_VERSION")
             )),
+            proxy: None,
         }
+    }
+}
+
+impl Transport<crate::net::Connector> {
+    /// A transport over the driver's own [`Connector`](crate::net::Connector), adding the
+    /// proxy's `Proxy-Authorization` to plain-http requests that go through it.
+    pub(crate) fn with_connector(
+        builder: &hyper::client::Builder,
+        connector: crate::net::Connector,
+    ) -> Self {
+        let mut t = Transport::new(builder, connector.clone());
+        t.proxy = Some(connector);
+        t
+    }
+}
+
+impl<C> Transport<C> {
+    /// Uses `connector`'s proxy settings for `Proxy-Authorization` (see
+    /// [`with_connector`](Transport::with_connector)).
+    pub(crate) fn set_proxy(&mut self, connector: crate::net::Connector) {
+        self.proxy = Some(connector);
     }
 }
 
@@ -248,7 +272,17 @@ where
         request: SignedRequest,
         timeout: Option<Duration>,
     ) -> DispatchSignedRequestFuture {
-        let built = to_hyper(request, &self.default_user_agent);
+        let built = to_hyper(request, &self.default_user_agent).map(|mut r| {
+            if let Some(auth) = self
+                .proxy
+                .as_ref()
+                .and_then(|p| p.proxy_authorization(r.uri()))
+            {
+                r.headers_mut()
+                    .insert(hyper::header::PROXY_AUTHORIZATION, auth);
+            }
+            r
+        });
         let client = self.client.clone();
         async move {
             let request = built?;

@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use regstore_driver_api::{FileInfo, Result, StoragePath, WalkControl, WalkFn, WalkOptions};
 
-use crate::driver::Inner;
 use crate::pagination::PageGuard;
 use crate::s3api::ListRequest;
+use crate::shared::Inner;
 
 /// The children of `dir` from delimiter listings, sorted by path.
 async fn children(inner: &Arc<Inner>, dir: &StoragePath) -> Result<Vec<FileInfo>> {

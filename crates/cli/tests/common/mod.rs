@@ -109,8 +109,44 @@ impl Sandbox {
         self.run_with(args, &[], None)
     }
 
+    /// Like [`run_with`](Self::run_with), without any inherited `AWS_*`, proxy or CA variable
+    /// (so the credential chain sees only `env`).
+    #[allow(dead_code)] // used by some test binaries only
+    pub fn run_clean_aws(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut all: Vec<(String, Option<String>)> = std::env::vars_os()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .filter(|k| {
+                k.starts_with("AWS_")
+                    || k.eq_ignore_ascii_case("http_proxy")
+                    || k.eq_ignore_ascii_case("https_proxy")
+                    || k.eq_ignore_ascii_case("no_proxy")
+                    || k == "SSL_CERT_FILE"
+            })
+            .map(|k| (k, None))
+            .collect();
+        all.extend(
+            env.iter()
+                .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned()))),
+        );
+        self.run_env(args, &all, None)
+    }
+
     /// Like [`run`](Self::run) with extra environment variables and optional stdin bytes.
     pub fn run_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
+        let env: Vec<(String, Option<String>)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned())))
+            .collect();
+        self.run_env(args, &env, stdin)
+    }
+
+    /// Runs the binary with `env` applied in order (`None` removes the variable).
+    fn run_env(
+        &self,
+        args: &[&str],
+        env: &[(String, Option<String>)],
+        stdin: Option<&[u8]>,
+    ) -> Run {
         let mut cmd = Command::new(BIN);
         cmd.args(args);
         for (k, _) in std::env::vars_os() {
@@ -121,7 +157,10 @@ impl Sandbox {
         }
         cmd.env("REGSTORE_DATA_DIR", self.path("default-data"));
         for (k, v) in env {
-            cmd.env(k, v);
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
         }
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()

@@ -122,10 +122,11 @@ impl Chain {
     /// A chain over `vars` with `opts`.
     pub(crate) fn new(vars: Vars, opts: Options) -> Self {
         let connect = opts.imds_timeout.max(Duration::from_secs(2));
+        let http = Http::new(connect, &vars);
         Chain {
             vars,
             opts,
-            http: Http::new(connect),
+            http,
             imds: Imds::new(),
         }
     }

@@ -11,7 +11,8 @@ use rusoto_credential::AwsCredentials;
 
 use super::chain::{Found, SourceError};
 
-/// A snapshot of the `AWS_*` variables and `HOME`. `Debug` lists names only: values may be
+/// A snapshot of the `AWS_*` variables, `HOME`, and the proxy and CA variables the credential
+/// endpoints' client follows ([`NETWORK_VARS`]). `Debug` lists names only: values may be
 /// secrets.
 #[derive(Clone, Default)]
 pub(crate) struct Vars(HashMap<String, String>);
@@ -24,14 +25,28 @@ impl fmt::Debug for Vars {
     }
 }
 
+/// The non-`AWS_` variables of the network set-up (see `crate::net`).
+pub(crate) const NETWORK_VARS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "REQUEST_METHOD",
+    "SSL_CERT_FILE",
+];
+
 impl Vars {
-    /// The `AWS_*` variables and `HOME` of this process (variables that are not UTF-8 are
+    /// The `AWS_*` variables, `HOME` and [`NETWORK_VARS`] of this process (variables that are not UTF-8 are
     /// left out: no SDK could use them either).
     pub(crate) fn from_process() -> Self {
         Vars(
             std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .filter(|(k, _)| k.starts_with("AWS_") || k == "HOME")
+                .filter(|(k, _)| {
+                    k.starts_with("AWS_") || k == "HOME" || NETWORK_VARS.contains(&k.as_str())
+                })
                 .collect(),
         )
     }

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::HttpBody;
-use hyper::client::HttpConnector;
 use hyper::{Body, Client, HeaderMap, Request};
-use hyper_tls::HttpsConnector;
+
+use super::env::Vars;
+use crate::net::proxy::ProxyConfig;
+use crate::net::{tls, Connector};
 
 /// Largest answer body read from a credential endpoint; a credentials document is < 4 KiB.
 const MAX_BODY: usize = 64 * 1024;
@@ -42,24 +44,30 @@ impl std::fmt::Display for SendError {
 
 /// The client. Cheap to share by reference.
 pub(crate) struct Http {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    client: Client<Connector, Body>,
+    connector: Connector,
 }
 
 impl Http {
-    /// A client that gives up connecting after `connect_timeout`. Fails only when the TLS
-    /// connector cannot be built.
-    pub(crate) fn new(connect_timeout: Duration) -> Result<Self, String> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(connect_timeout));
-        let tls = native_tls::TlsConnector::new().map_err(|e| format!("TLS set-up: {e}"))?;
-        let https = HttpsConnector::from((http, tokio_native_tls::TlsConnector::from(tls)));
+    /// A client that gives up connecting after `connect_timeout`, with the proxy and CA
+    /// bundle settings of `vars` (the S3 client's rules: see [`crate::net`]); TLS always
+    /// verified. Fails when a proxy or CA bundle variable is unusable (the error names it).
+    pub(crate) fn new(connect_timeout: Duration, vars: &Vars) -> Result<Self, String> {
+        let get = |k: &str| vars.get(k).map(str::to_owned);
+        let proxy = ProxyConfig::from_lookup(&get)?;
+        let tls = tls::Tls::new(false, tls::ca_bundle_from(&get).as_ref())?;
+        let connector = Connector::new(connect_timeout, true, tls, proxy);
         // No idle pool: credential fetches are rare, and a pooled connection to an endpoint
         // that went away would only turn into a confusing error.
         let client = Client::builder()
             .pool_max_idle_per_host(0)
-            .build::<_, Body>(https);
-        Ok(Http { client })
+            .build::<_, Body>(connector.clone());
+        Ok(Http { client, connector })
+    }
+
+    /// The connector, for the STS client (same proxy and trust settings).
+    pub(crate) fn connector(&self) -> &Connector {
+        &self.connector
     }
 
     /// Sends `request` and reads the whole answer within `timeout` (connection included).
@@ -68,6 +76,12 @@ impl Http {
         request: Request<Body>,
         timeout: Duration,
     ) -> Result<Answer, SendError> {
+        let mut request = request;
+        if let Some(auth) = self.connector.proxy_authorization(request.uri()) {
+            request
+                .headers_mut()
+                .insert(hyper::header::PROXY_AUTHORIZATION, auth);
+        }
         let exchange = async {
             let resp = self.client.request(request).await.map_err(|e| {
                 if e.is_connect() {

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusoto_core::{Client, HttpClient, Region, RusotoError};
+use rusoto_core::{Client, Region, RusotoError};
+
+use crate::net::Connector;
+use crate::transport::Transport;
 use rusoto_credential::{AwsCredentials, StaticProvider};
 use rusoto_sts::{
     AssumeRoleError, AssumeRoleRequest, AssumeRoleWithWebIdentityError,
@@ -159,6 +162,19 @@ fn into_credentials(c: Option<rusoto_sts::Credentials>) -> Result<AwsCredentials
     ))
 }
 
+/// The HTTP client of an STS call: the driver's transport (which logs no header) over the
+/// chain's connector (proxy and CA bundle as for the other credential endpoints).
+fn sts_transport(chain: &Chain) -> Result<Transport<Connector>, StsFailure> {
+    let http = chain.http("STS client").map_err(|e| StsFailure {
+        message: e.to_string(),
+        transient: false,
+    })?;
+    Ok(Transport::with_connector(
+        &hyper::Client::builder(),
+        http.connector().clone(),
+    ))
+}
+
 /// One `AssumeRoleWithWebIdentity` call, unsigned, bounded by the chain's STS time-out.
 pub(crate) async fn assume_role_with_web_identity(
     chain: &Chain,
@@ -167,10 +183,7 @@ pub(crate) async fn assume_role_with_web_identity(
     session_name: &str,
     token: &str,
 ) -> Result<AwsCredentials, StsFailure> {
-    let http = HttpClient::new().map_err(|e| StsFailure {
-        message: format!("TLS set-up: {e}"),
-        transient: false,
-    })?;
+    let http = sts_transport(chain)?;
     let client = StsClient::new_with_client(Client::new_not_signing(http), region_of(target));
     let request = AssumeRoleWithWebIdentityRequest {
         role_arn: role_arn.to_owned(),
@@ -222,10 +235,7 @@ pub(crate) async fn assume_role(
     session_name: &str,
     extras: &AssumeRoleExtras,
 ) -> Result<AwsCredentials, StsFailure> {
-    let http = HttpClient::new().map_err(|e| StsFailure {
-        message: format!("TLS set-up: {e}"),
-        transient: false,
-    })?;
+    let http = sts_transport(chain)?;
     let provider = StaticProvider::new(
         base.aws_access_key_id().to_owned(),
         base.aws_secret_access_key().to_owned(),

@@ -1026,6 +1026,7 @@ async fn a_silent_server_times_out_and_is_retried() {
     assert!(script.seen().len() <= 3);
 }
 
+#[cfg(feature = "native-tls")]
 /// A one-file HTTPS server with a fresh self-signed certificate (made with the `openssl`
 /// command), answering every request `200 OK`. `None` when `openssl` is unavailable.
 async fn self_signed_server() -> Option<(
@@ -1089,6 +1090,7 @@ async fn self_signed_server() -> Option<(
     Some((port, task, heads))
 }
 
+#[cfg(feature = "native-tls")]
 #[tokio::test]
 async fn tls_verified_by_default_and_skipverify_accepts_self_signed() {
     let Some((port, server, mut heads)) = self_signed_server().await else {
