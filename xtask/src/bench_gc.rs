@@ -284,7 +284,11 @@ pub fn bench_gc(r: &mut Runner, args: &BenchGcArgs) -> Result<()> {
     let mut build = cargo();
     build
         .args(["build", "--release", "--manifest-path"])
-        .arg(root.join("crates").join("bench-s3-peers").join("Cargo.toml"))
+        .arg(
+            root.join("crates")
+                .join("bench-s3-peers")
+                .join("Cargo.toml"),
+        )
         .arg("--target-dir")
         .arg(&target);
     r.run("build regstore-bench-s3-peers (release)", &mut build)?;

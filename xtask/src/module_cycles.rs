@@ -37,7 +37,10 @@ fn source_dirs(root: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     dirs.sort();
     if dirs.is_empty() {
-        bail!("no member source directory found from {}", manifest.display());
+        bail!(
+            "no member source directory found from {}",
+            manifest.display()
+        );
     }
     Ok(dirs)
 }

@@ -14,10 +14,9 @@ mod common;
 #[path = "../../driver-s3/tests/common/standin.rs"]
 mod standin;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::Sandbox;
 use standin::Creds;
@@ -75,71 +74,6 @@ print(json.dumps({"key": [k["AccessKeyId"], k["SecretAccessKey"]],
                   "limited": [l["AccessKeyId"], l["SecretAccessKey"]],
                   "role": role, "temp": temp}))
 "#;
-
-/// moto on a free loopback port, killed on drop.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto() -> Option<Moto> {
-    let importable = Command::new("python3")
-        .args(["-c", "import moto.server, flask, flask_cors, boto3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !importable {
-        let reason = "python3 cannot import moto.server and boto3 (`pip install 'moto[server]'`, \
-                      or run `cargo xtask test`, which installs it)";
-        if std::env::var_os("CI").is_some() {
-            panic!("{reason} (CI is set, so this is a failure, not a skip)");
-        }
-        println!("skipped: {reason}");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_ACTIONS.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto");
-    let mut moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    // A TCP connect, not an HTTP probe: every HTTP request counts against the free actions.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if let Ok(Some(status)) = moto.child.try_wait() {
-            panic!("moto exited during start-up: {status}");
-        }
-        assert!(Instant::now() < deadline, "moto did not listen within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(moto)
-}
 
 /// The set-up's answer.
 struct Setup {
@@ -223,7 +157,7 @@ fn put_and_cat(sb: &Sandbox, cfg: &str, name: &str, vars: &[(&str, &str)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regstore_with_each_keyless_source_on_moto_with_authentication() {
     let started = Instant::now();
-    let Some(moto) = start_moto() else {
+    let Some(moto) = regstore_test_support::EnforcedMoto::start(SETUP_ACTIONS, "boto3") else {
         return;
     };
     let bucket = "regstore-cli-keyless";

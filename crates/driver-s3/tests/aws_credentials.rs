@@ -13,8 +13,6 @@ mod common;
 #[path = "common/standin.rs"]
 mod standin;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,68 +28,6 @@ const ACCOUNT: &str = "123456789012";
 const BUCKET: &str = "regstore-keyless";
 /// The unauthenticated requests of the set-up below; everything after them must be signed.
 const SETUP_ACTIONS: usize = 9;
-
-/// moto on a free loopback port, killed on drop.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto(free_actions: usize) -> Option<Moto> {
-    let importable = Command::new("python3")
-        .args(["-c", "import moto.server, flask, flask_cors"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !importable {
-        return common::unavailable(
-            "python3 cannot import moto.server (`pip install 'moto[server]'`, or run `cargo xtask \
-             test`, which installs it)",
-        );
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .env("INITIAL_NO_AUTH_ACTION_COUNT", free_actions.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto");
-    let mut moto = Moto {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    // A TCP connect, not an HTTP probe: every HTTP request counts against the free actions.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if let Ok(Some(status)) = moto.child.try_wait() {
-            panic!("moto exited during start-up: {status}");
-        }
-        assert!(Instant::now() < deadline, "moto did not listen within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(moto)
-}
 
 /// A signed (SigV4) query-protocol call to moto; returns status and body.
 async fn call(
@@ -321,7 +257,7 @@ fn rotating(initial: Creds) -> (CredsFn, Arc<Mutex<Creds>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyless_sources_against_moto_with_authentication() {
     let started = Instant::now();
-    let Some(moto) = start_moto(SETUP_ACTIONS) else {
+    let Some(moto) = regstore_test_support::EnforcedMoto::start(SETUP_ACTIONS, "") else {
         return;
     };
     let url = moto.url.clone();

@@ -9,6 +9,7 @@
 //! * [`content`] and [`SplitMix64`]: reproducible pseudo-random bytes;
 //! * [`loopback_upstream`]: the loopback address of a server, for the fault proxy and other
 //!   stand-ins that forward to it;
+//! * [`EnforcedMoto`]: a private moto that enforces keys and signatures after its set-up;
 //! * [`ReplyServer`]: a fixed-answer HTTP stand-in that counts requests (ip-ranges lists,
 //!   credential endpoints, a refusing S3).
 //!
@@ -17,6 +18,7 @@
 
 mod content;
 mod env;
+mod moto;
 mod names;
 mod server;
 
@@ -25,5 +27,6 @@ pub use env::{
     conformance_chunk_size, loopback_upstream, moto_env, s3_env, unavailable, S3Env, MIB,
     TEST_CHUNK_SIZE,
 };
+pub use moto::EnforcedMoto;
 pub use names::unique;
 pub use server::ReplyServer;
