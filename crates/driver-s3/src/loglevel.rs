@@ -22,7 +22,7 @@
 use regstore_driver_api::{Error, Parameters, Result, Value};
 use rusoto_core::signature::{SignedRequest, SignedRequestPayload};
 
-use crate::config::DRIVER_NAME;
+use crate::error::DRIVER as DRIVER_NAME;
 
 /// The `tracing` target of every record this module emits.
 pub const TARGET: &str = "regstore_driver_s3::aws";
