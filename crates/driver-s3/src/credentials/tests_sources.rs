@@ -371,7 +371,8 @@ async fn web_identity_bad_inputs() {
     let e = chain.resolve().await.err().unwrap();
     assert!(e.contains("AWS_ROLE_ARN is not set"), "{e}");
 
-    // A hanging STS: bounded by the STS time-out on each of the attempts.
+    // A hanging STS: bounded by the STS time-out (0.8 s here) on each of the attempts, plus
+    // back-off; the wide margin is for a loaded machine: the stand-in itself never answers.
     let hang = StandIn::start(|_| Reply::Hang);
     let started = Instant::now();
     let e = web_identity_chain(&hang, &file, ROLE)
@@ -380,7 +381,7 @@ async fn web_identity_bad_inputs() {
         .err()
         .unwrap();
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(15),
         "{:?}",
         started.elapsed()
     );
