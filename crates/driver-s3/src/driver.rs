@@ -147,9 +147,9 @@ impl S3Driver {
     /// uploads would be lost. Unlike [`list_incomplete_uploads`](Self::list_incomplete_uploads)
     /// this also takes uploads whose keys do not spell a storage path, so nothing billed is
     /// left below the root. Uploads that vanish meanwhile (completed or aborted by someone
-    /// else) are not counted and are no error. Not part of the supported API.
-    #[doc(hidden)]
-    pub async fn abort_uploads_under_root(&self) -> Result<usize> {
+    /// else) are not counted and are no error. Tests reach it through
+    /// [`crate::test_support::S3DriverTestExt`].
+    pub(crate) async fn abort_uploads_under_root(&self) -> Result<usize> {
         let api = &self.inner.api;
         let uploads = self
             .uploads_with_prefix(self.inner.keys.root(), None)
@@ -227,9 +227,8 @@ impl S3Driver {
 
     /// The keys of every writer tail record under the root directory (see the writer module:
     /// a closed writer keeps the bytes after its last full part there). For tests and
-    /// clean-up checks; not part of the supported API.
-    #[doc(hidden)]
-    pub async fn writer_tail_keys(&self) -> Result<Vec<String>> {
+    /// clean-up checks (through [`crate::test_support::S3DriverTestExt`]).
+    pub(crate) async fn writer_tail_keys(&self) -> Result<Vec<String>> {
         Ok(self
             .writer_tails()
             .await?

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use regstore_driver_api::{FileWriter, StorageDriver, StoragePath};
+use regstore_driver_s3::test_support::S3DriverTestExt as _;
 use regstore_driver_s3::S3Driver;
 use sha2::{Digest, Sha256};
 

@@ -19,6 +19,7 @@ use regstore_driver_conformance::writer_model::{
     run_blocking, CrashResume, ModelFixture, ModelOptions, ModelRunner, UploadInspector,
 };
 use regstore_driver_conformance::Fixture;
+use regstore_driver_s3::test_support::S3DriverTestExt as _;
 
 use common::MIB;
 
