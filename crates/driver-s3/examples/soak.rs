@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::TryStreamExt as _;
 use regstore_driver_api::{Error, Parameters, StorageDriver, StoragePath};
-use regstore_driver_s3::test_support::S3DriverTestExt as _;
 use regstore_driver_s3::{S3Config, S3Driver};
 use regstore_fault_proxy::{FaultKind, FaultProxy, ProxyConfig};
 use regstore_test_support::{loopback_upstream, S3Env, SplitMix64};

@@ -147,9 +147,9 @@ impl S3Driver {
     /// uploads would be lost. Unlike [`list_incomplete_uploads`](Self::list_incomplete_uploads)
     /// this also takes uploads whose keys do not spell a storage path, so nothing billed is
     /// left below the root. Uploads that vanish meanwhile (completed or aborted by someone
-    /// else) are not counted and are no error. Tests reach it through
-    /// [`crate::test_support::S3DriverTestExt`].
-    pub(crate) async fn abort_uploads_under_root(&self) -> Result<usize> {
+    /// else) are not counted and are no error. `regstore check` uses it to leave its scratch
+    /// prefix empty.
+    pub async fn abort_uploads_under_root(&self) -> Result<usize> {
         let api = &self.inner.api;
         let uploads = self
             .uploads_with_prefix(self.inner.keys.root(), None)
@@ -701,7 +701,7 @@ impl StorageDriver for S3Driver {
         Ok(())
     }
 
-    /// DeleteObjects (quiet) of up to 1000 keys per request, [`DELETE_BATCHES_IN_FLIGHT`] at
+    /// DeleteObjects (quiet) of up to 1000 keys per request, 4 batches at
     /// once, no listing: S3 answers success for a missing key, and a "directory" has no key of
     /// its own, so both delete nothing, as the contract asks. A request that fails as a whole
     /// fails each of its paths (with the same message); per-key failures name their path.

@@ -36,12 +36,6 @@ pub trait S3DriverTestExt {
     /// validation (tests use it for folder markers such as `dir/`).
     async fn put_raw_key(&self, relative_key: &str, data: Bytes) -> Result<()>;
 
-    /// Aborts every multipart upload under the root directory, and deletes every writer tail
-    /// record there, and returns how many uploads. Test teardown: a running registry's open
-    /// uploads would be lost. Also takes uploads whose keys do not spell a storage path, so
-    /// nothing billed is left below the root; uploads that vanish meanwhile are no error.
-    async fn abort_uploads_under_root(&self) -> Result<usize>;
-
     /// The keys of every writer tail record under the root directory (see the writer module:
     /// a closed writer keeps the bytes after its last full part there).
     async fn writer_tail_keys(&self) -> Result<Vec<String>>;
@@ -78,10 +72,6 @@ impl S3DriverTestExt for S3Driver {
             .put_object(&key, data, &inner.headers)
             .await
             .map_err(|e| e.into_error(relative_key))
-    }
-
-    async fn abort_uploads_under_root(&self) -> Result<usize> {
-        S3Driver::abort_uploads_under_root(self).await
     }
 
     async fn writer_tail_keys(&self) -> Result<Vec<String>> {

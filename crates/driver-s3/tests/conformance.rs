@@ -8,7 +8,6 @@
 mod common;
 
 use regstore_driver_conformance::{Capabilities, Fixture, Suite, WalkOrder};
-use regstore_driver_s3::test_support::S3DriverTestExt as _;
 use regstore_driver_s3::S3Config;
 
 fn suite(env: common::Env) -> Suite {

@@ -29,7 +29,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use regstore_driver_conformance::{Capabilities, Fixture, Suite, WalkOrder};
-use regstore_driver_s3::test_support::S3DriverTestExt as _;
 use regstore_fault_proxy::{FaultKind, FaultProxy, ProxyConfig};
 
 /// Fraction of proxied requests that get a fault.

@@ -12,7 +12,6 @@ mod common;
 
 use regstore_driver_api::{RedirectRequest, StorageDriver, StoragePath};
 use regstore_driver_conformance::{run_all, Capabilities, Fixture, Report, Suite, WalkOrder};
-use regstore_driver_s3::test_support::S3DriverTestExt as _;
 
 fn suite(env: common::Env, extra: Vec<(&'static str, String)>, walk_order: WalkOrder) -> Suite {
     Suite::new(move || {

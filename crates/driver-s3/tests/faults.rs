@@ -15,7 +15,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::TryStreamExt as _;
 use regstore_driver_api::{Error, StorageDriver, StoragePath};
-use regstore_driver_s3::test_support::S3DriverTestExt as _;
 use regstore_driver_s3::S3Driver;
 use regstore_fault_proxy::{FaultKind, FaultProxy, ProxyConfig};
 

@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use regstore_driver_api::{Error, StorageDriver, StoragePath};
-use regstore_driver_s3::test_support::S3DriverTestExt as _;
 use regstore_driver_s3::{IncompleteUpload, S3Driver};
 
 use common::MIB;

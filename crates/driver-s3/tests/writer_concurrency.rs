@@ -7,7 +7,6 @@ mod common;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use regstore_driver_api::{StorageDriver, StoragePath};
-use regstore_driver_s3::test_support::S3DriverTestExt as _;
 
 use common::MIB;
 

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use common::*;
 use regstore_driver_api::{Driver, Parameters, RedirectRequest, StorageDriver, StoragePath};
 use regstore_driver_conformance::{run_all, Capabilities, Fixture, Suite, WalkOrder};
-use regstore_driver_s3::test_support::S3DriverTestExt as _;
 use regstore_driver_s3::{S3Config, S3Driver};
 use regstore_middleware_cloudfront::CloudFrontMiddleware;
 use regstore_test_support::{s3_env, unique, S3Env};

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use regstore_driver_api::{Parameters, StorageDriver};
-use regstore_driver_s3::test_support::S3DriverTestExt as _;
 use regstore_driver_s3::{S3Config, S3Driver};
 // Not every test binary uses every name.
 #[allow(unused_imports)]
