@@ -752,40 +752,7 @@ mod server_tests {
         }
     }
 
-    /// Resolves `localhost` and `*.localhost` to 127.0.0.1 (glibc here does not resolve
-    /// subdomains of localhost), so virtual-hosted requests reach a local server.
-    #[derive(Clone)]
-    struct LocalhostResolver;
-
-    impl tower_service::Service<hyper::client::connect::dns::Name> for LocalhostResolver {
-        type Response = std::vec::IntoIter<std::net::SocketAddr>;
-        type Error = std::io::Error;
-        type Future = futures::future::Ready<std::io::Result<Self::Response>>;
-
-        fn poll_ready(
-            &mut self,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, name: hyper::client::connect::dns::Name) -> Self::Future {
-            let n = name.as_str();
-            futures::future::ready(if n == "localhost" || n.ends_with(".localhost") {
-                Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))].into_iter())
-            } else {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("test resolver: unknown host {n}"),
-                ))
-            })
-        }
-    }
-
-    /// Plain HTTP (moto) with [`LocalhostResolver`].
-    fn localhost_connector() -> hyper::client::HttpConnector<LocalhostResolver> {
-        hyper::client::HttpConnector::new_with_resolver(LocalhostResolver)
-    }
+    use regstore_test_support::localhost_connector;
 
     /// Virtual-hosted addressing end to end (moto routes `bucket.localhost` by Host; it does
     /// not check signatures, so this proves addressing, not the vhost SigV2 resource).

@@ -81,41 +81,10 @@ fn public_alias(endpoint: &str) -> String {
     u.to_string()
 }
 
-/// Resolves `*.localhost` to 127.0.0.1 (glibc here does not), as a browser or a client with
-/// the public DNS name would reach the server.
-#[derive(Clone)]
-struct LocalhostResolver;
-
-impl tower_service::Service<hyper::client::connect::dns::Name> for LocalhostResolver {
-    type Response = std::vec::IntoIter<std::net::SocketAddr>;
-    type Error = std::io::Error;
-    type Future = futures::future::Ready<std::io::Result<Self::Response>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: hyper::client::connect::dns::Name) -> Self::Future {
-        let n = name.as_str();
-        futures::future::ready(if n == "localhost" || n.ends_with(".localhost") {
-            Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))].into_iter())
-        } else {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("test resolver: unknown host {n}"),
-            ))
-        })
-    }
-}
-
 /// Status, body and `Content-Length` of a `method` request for `url`.
 async fn fetch(url: &url::Url, method: &str) -> (u16, Vec<u8>, Option<String>) {
-    let client = hyper::Client::builder().build::<_, hyper::Body>(
-        hyper::client::HttpConnector::new_with_resolver(LocalhostResolver),
-    );
+    let client = hyper::Client::builder()
+        .build::<_, hyper::Body>(regstore_test_support::localhost_connector());
     let req = hyper::Request::builder()
         .method(method)
         .uri(url.as_str())

@@ -10,6 +10,7 @@
 //! * [`loopback_upstream`]: the loopback address of a server, for the fault proxy and other
 //!   stand-ins that forward to it;
 //! * [`EnforcedMoto`]: a private moto that enforces keys and signatures after its set-up;
+//! * [`localhost_connector`]: `*.localhost` resolved to 127.0.0.1, for virtual-hosted tests;
 //! * [`ReplyServer`]: a fixed-answer HTTP stand-in that counts requests (ip-ranges lists,
 //!   credential endpoints, a refusing S3).
 //!
@@ -20,6 +21,7 @@ mod content;
 mod env;
 mod moto;
 mod names;
+mod resolver;
 mod server;
 
 pub use content::{content, splitmix64, SplitMix64};
@@ -29,4 +31,5 @@ pub use env::{
 };
 pub use moto::EnforcedMoto;
 pub use names::unique;
+pub use resolver::{localhost_connector, LocalhostResolver};
 pub use server::ReplyServer;
