@@ -264,10 +264,21 @@ fn secret_string(p: &Parameters, key: &str) -> Result<Option<String>> {
     }
 }
 
+/// How an endpoint value appears in an error: quoted, unless it may carry user info
+/// (`user:password@host`), which would put a credential into logs.
+fn shown_url(raw: &str) -> String {
+    if raw.contains('@') {
+        "(value not shown: it carries user info)".to_owned()
+    } else {
+        format!("{raw:?}")
+    }
+}
+
 /// Parses `regionendpoint`. Without a scheme (`minio:9000`, as the AWS SDKs accept) the scheme
 /// follows `secure`.
 fn parse_endpoint(raw: &str, secure: bool) -> Result<url::Url> {
     const KEY: &str = "regionendpoint";
+    let shown = shown_url(raw);
     let with_scheme;
     let text = if raw.contains("://") {
         raw
@@ -278,25 +289,25 @@ fn parse_endpoint(raw: &str, secure: bool) -> Result<url::Url> {
     let url = url::Url::parse(text).map_err(|e| {
         invalid(
             KEY,
-            format!("must be an http or https URL such as http://minio:9000, got {raw:?}: {e}"),
+            format!("must be an http or https URL such as http://minio:9000, got {shown}: {e}"),
         )
     })?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(invalid(
             KEY,
             format!(
-                "must use the http or https scheme, got {:?} in {raw:?}",
+                "must use the http or https scheme, got {:?} in {shown}",
                 url.scheme()
             ),
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid(KEY, format!("must name a host, got {raw:?}")));
+        return Err(invalid(KEY, format!("must name a host, got {shown}")));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid(
             KEY,
-            format!("must not carry a query or fragment, got {raw:?}"),
+            format!("must not carry a query or fragment, got {shown}"),
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -314,24 +325,17 @@ fn parse_endpoint(raw: &str, secure: bool) -> Result<url::Url> {
 /// than http/https, a fragment, and user info (never echoed: it would be a credential).
 fn parse_redirect_endpoint(raw: &str) -> Result<url::Url> {
     const KEY: &str = "redirectendpoint";
+    let shown = shown_url(raw);
     if !raw.contains("://") {
         return Err(invalid(
             KEY,
             format!(
-                "no scheme specified: must be a URL such as https://cdn.example.com, got {raw:?}"
+                "no scheme specified: must be a URL such as https://cdn.example.com, got {shown}"
             ),
         ));
     }
-    let url = url::Url::parse(raw).map_err(|e| {
-        if raw.contains('@') {
-            invalid(
-                KEY,
-                format!("unable to parse: {e} (value not shown: it carries user info)"),
-            )
-        } else {
-            invalid(KEY, format!("unable to parse {raw:?}: {e}"))
-        }
-    })?;
+    let url =
+        url::Url::parse(raw).map_err(|e| invalid(KEY, format!("unable to parse {shown}: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid(
             KEY,
@@ -342,13 +346,13 @@ fn parse_redirect_endpoint(raw: &str) -> Result<url::Url> {
         return Err(invalid(
             KEY,
             format!(
-                "must use the http or https scheme, got {:?} in {raw:?}",
+                "must use the http or https scheme, got {:?} in {shown}",
                 url.scheme()
             ),
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid(KEY, format!("no host specified in {raw:?}")));
+        return Err(invalid(KEY, format!("no host specified in {shown}")));
     }
     if url.path() != "/" && !url.path().is_empty() {
         return Err(invalid(
@@ -359,11 +363,11 @@ fn parse_redirect_endpoint(raw: &str) -> Result<url::Url> {
     if url.query().is_some() {
         return Err(invalid(
             KEY,
-            format!("cannot contain query parameters: {raw:?}"),
+            format!("cannot contain query parameters: {shown}"),
         ));
     }
     if url.fragment().is_some() {
-        return Err(invalid(KEY, format!("cannot contain a fragment: {raw:?}")));
+        return Err(invalid(KEY, format!("cannot contain a fragment: {shown}")));
     }
     Ok(url)
 }
@@ -1053,6 +1057,11 @@ idleconntimeout: 15
         assert!(e.contains("credentials") && !e.contains("hunter2"), "{e}");
         let e = err(&base().with("redirectendpoint", "https://u:hunter2@[bad"));
         assert!(!e.contains("hunter2"), "{e}");
+        // Without a scheme, and for regionendpoint too: user info is never echoed.
+        let e = err(&base().with("redirectendpoint", "u:hunter2@cdn.example"));
+        assert!(e.contains("no scheme") && !e.contains("hunter2"), "{e}");
+        let e = err(&base().with("regionendpoint", "ftp://u:hunter2@minio:9000"));
+        assert!(e.contains("scheme") && !e.contains("hunter2"), "{e}");
     }
 
     #[test]

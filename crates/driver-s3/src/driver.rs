@@ -197,20 +197,35 @@ impl S3Driver {
         let by_key: std::collections::HashMap<String, StoragePath> =
             keys.iter().cloned().zip(paths.iter().cloned()).collect();
         match self.inner.api.delete_objects(keys).await {
-            Ok(failures) => failures
-                .into_iter()
-                .filter_map(|f| {
-                    // Only keys this request sent are reported: the server cannot make us
-                    // name a path we did not ask about.
-                    let p = by_key.get(&f.key)?.clone();
-                    let e = Error::backend(
-                        DRIVER,
-                        Some(p.as_str()),
-                        format!("DeleteObjects: {}: {}", f.code, f.message),
-                    );
-                    Some((p, e))
-                })
-                .collect(),
+            Ok(failures) => {
+                let mut out = Vec::with_capacity(failures.len());
+                for f in failures {
+                    let message = format!("DeleteObjects: {}: {}", f.code, f.message);
+                    match by_key.get(&f.key) {
+                        Some(p) => {
+                            let e = Error::backend(DRIVER, Some(p.as_str()), message);
+                            out.push((p.clone(), e));
+                        }
+                        // A failure the server did not tie to a key this request sent (no
+                        // `<Key>`, or another spelling): any path of the batch may still
+                        // exist, and a caller such as gc must not go on as if it did not.
+                        None => {
+                            return paths
+                                .into_iter()
+                                .map(|p| {
+                                    let e = Error::backend(
+                                        DRIVER,
+                                        Some(p.as_str()),
+                                        format!("{message} (for an unnamed key of this batch)"),
+                                    );
+                                    (p, e)
+                                })
+                                .collect();
+                        }
+                    }
+                }
+                out
+            }
             // The request failed as a whole: each of its paths may still exist.
             Err(e) => {
                 let msg = e.to_string();

@@ -810,3 +810,34 @@ async fn a_failed_tail_record_ends_the_writer_so_a_retried_write_cannot_duplicat
     );
     assert_eq!(puts.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn delete_many_failure_not_tied_to_a_sent_key_fails_the_whole_batch() {
+    // A DeleteObjects answer whose <Error> has no <Key> (or a key that was never sent) cannot
+    // be matched to a path: every path of the batch may still exist, and gc must not go on to
+    // delete what they reference.
+    for error in [
+        "<Error><Code>AccessDenied</Code><Message>no</Message></Error>",
+        "<Error><Key>del/zzz</Key><Code>AccessDenied</Code><Message>no</Message></Error>",
+    ] {
+        let endpoint = serve(move |r: &Request| {
+            if r.method == "POST" && r.query.contains_key("delete") {
+                let body = format!("<?xml version=\"1.0\"?><DeleteResult>{error}</DeleteResult>");
+                return answer("200 OK", &[], body.as_bytes());
+            }
+            answer("400 Bad Request", &[], b"")
+        })
+        .await;
+        let d = driver(&endpoint, &[]);
+        let paths = [path("/del/a"), path("/del/b")];
+        let failed = bounded("delete_many", d.delete_many(&paths)).await;
+        let mut named: Vec<String> = failed.iter().map(|(p, _)| p.to_string()).collect();
+        named.sort();
+        assert_eq!(named, ["/del/a", "/del/b"], "{error}");
+        assert!(
+            failed[0].1.to_string().contains("AccessDenied"),
+            "{}",
+            failed[0].1
+        );
+    }
+}

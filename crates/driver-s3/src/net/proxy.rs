@@ -218,11 +218,11 @@ fn parse_proxy(name: &str, value: &str) -> Result<Proxy, String> {
     })
 }
 
+/// Percent-decoding of URL user info (`+` and `&` are literal there, unlike in a form).
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Parses `NO_PROXY` as Go's httpproxy does; entries it cannot make sense of are ignored.
@@ -294,30 +294,22 @@ fn parse_cidr(entry: &str) -> Option<(IpAddr, u8)> {
 }
 
 fn cidr_contains(net: IpAddr, bits: u8, ip: IpAddr) -> bool {
-    // Go compares an IPv4-mapped IPv6 address as its IPv4 form.
-    let norm = |a: IpAddr| match a {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(a),
-        v4 => v4,
+    // Compared in IPv6 form, IPv4 as IPv4-mapped (`::ffff:a.b.c.d`, prefix + 96): Go treats a
+    // mapped address as its IPv4 form, and this way `10.0.0.0/8` and `::ffff:10.0.0.0/104`
+    // are the same network without a prefix length ever exceeding its address family.
+    let wide = |a: IpAddr| match a {
+        IpAddr::V4(v4) => (u128::from(v4.to_ipv6_mapped()), 96u32),
+        IpAddr::V6(v6) => (u128::from(v6), 0),
     };
-    match (norm(net), norm(ip)) {
-        (IpAddr::V4(n), IpAddr::V4(i)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            u32::from(n) & mask == u32::from(i) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(i)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            u128::from(n) & mask == u128::from(i) & mask
-        }
-        _ => false,
-    }
+    let (n, extra) = wide(net);
+    let (i, _) = wide(ip);
+    let bits = u32::from(bits) + extra;
+    let mask = if bits == 0 {
+        0
+    } else {
+        u128::MAX << (128 - bits.min(128))
+    };
+    n & mask == i & mask
 }
 
 #[cfg(test)]
@@ -452,6 +444,34 @@ mod tests {
             !shown.contains(&want) && !shown.contains("p%3Ass"),
             "{shown}"
         );
+        // `&` and `+` are literal in user info (the url crate leaves them unencoded).
+        let c = cfg(&[("HTTPS_PROXY", "http://u:pa&s+s@proxy:3128")]);
+        let want = base64::engine::general_purpose::STANDARD.encode("u:pa&s+s");
+        assert_eq!(
+            c.https.unwrap().authorization.as_deref(),
+            Some(format!("Basic {want}").as_str())
+        );
+    }
+
+    #[test]
+    fn cidr_rules_compare_ipv4_mapped_networks_as_ipv4() {
+        let c = cfg(&[
+            ("HTTP_PROXY", "http://p:1"),
+            (
+                "NO_PROXY",
+                "::ffff:10.0.0.0/104, 172.16.0.0/12, 2001:db8::/32",
+            ),
+        ]);
+        for (u, want) in [
+            ("http://10.9.8.7/", false),
+            ("http://11.0.0.1/", true),
+            ("http://[::ffff:172.16.5.5]/", false),
+            ("http://172.32.0.1/", true),
+            ("http://[2001:db8:1::5]/", false),
+            ("http://[2001:db9::5]/", true),
+        ] {
+            assert_eq!(proxied(&c, u), want, "{u}");
+        }
     }
 
     #[test]

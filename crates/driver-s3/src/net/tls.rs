@@ -300,20 +300,28 @@ mod tests {
             e.starts_with("AWS_CA_BUNDLE=") && e.contains("nope.pem"),
             "{e}"
         );
+        // AWS_CA_BUNDLE without a certificate is refused (the AWS SDKs' rule); SSL_CERT_FILE
+        // without one is an empty trust set (Go's crypto/x509), so the client builds.
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let e = Tls::new(
             false,
             Some(&CaBundle {
-                variable: "SSL_CERT_FILE",
-                path: empty,
+                variable: "AWS_CA_BUNDLE",
+                path: empty.clone(),
             }),
         )
         .err()
         .unwrap();
         assert!(
-            e.starts_with("SSL_CERT_FILE=") && e.contains("no certificate"),
+            e.starts_with("AWS_CA_BUNDLE=") && e.contains("no certificate"),
             "{e}"
         );
+        let ssl_cert_file = CaBundle {
+            variable: "SSL_CERT_FILE",
+            path: empty,
+        };
+        assert_eq!(read_bundle(&ssl_cert_file).unwrap(), Vec::<Vec<u8>>::new());
+        assert!(Tls::new(false, Some(&ssl_cert_file)).is_ok());
     }
 }
