@@ -561,13 +561,17 @@ fn test(r: &mut Runner) -> Result<()> {
         .envs(rgw.info().s3_env(true, &bucket))
         .env("REGSTORE_MOTO_ENDPOINT", &moto.info().endpoint);
     r.check("cargo test", &mut cmd)?;
-    rustls_configuration(r, &moto.info().endpoint)?;
+    rustls_configuration(r, rgw.info().s3_env(true, &bucket), &moto.info().endpoint)?;
     r.finish()
 }
 
 /// The S3 driver built with rustls instead of native-tls: no OpenSSL in its dependency graph,
 /// and its unit tests and network tests (CA bundles, proxies) pass with that stack.
-fn rustls_configuration(r: &mut Runner, moto_endpoint: &str) -> Result<()> {
+fn rustls_configuration(
+    r: &mut Runner,
+    s3_env: Vec<(&'static str, String)>,
+    moto_endpoint: &str,
+) -> Result<()> {
     const FEATURES: [&str; 4] = [
         "-p",
         "regstore-driver-s3",
@@ -605,6 +609,7 @@ fn rustls_configuration(r: &mut Runner, moto_endpoint: &str) -> Result<()> {
     cmd.arg("test")
         .args(FEATURES)
         .args(["--lib", "--test", "network", "--test", "aws_credentials"])
+        .envs(s3_env)
         .env("REGSTORE_MOTO_ENDPOINT", moto_endpoint);
     r.check("cargo test (driver-s3 with rustls)", &mut cmd)
 }
