@@ -47,8 +47,9 @@ async fn call(
     req.set_content_type("application/x-www-form-urlencoded".into());
     req.set_payload(Some(body.into_bytes()));
     req.sign(creds);
-    let mut resp = HttpClient::new()
-        .expect("http client")
+    // A plain-HTTP connector: rusoto's own `HttpClient::new()` is https-only when rusoto_core
+    // is built with rustls (the rustls configuration of this crate).
+    let mut resp = HttpClient::from_connector(hyper::client::HttpConnector::new())
         .dispatch(req, Some(Duration::from_secs(30)))
         .await
         .expect("moto answers");
