@@ -49,8 +49,12 @@ fuzz_target!(|data: &[u8]| {
         let shown = format!("{config:?}");
         for key in ["secretkey", "sessiontoken"] {
             if let Ok(Some(secret)) = params.string("s3aws", key) {
-                // Short values can occur by chance in unrelated fields.
-                if secret.len() >= 12 {
+                // Short values can occur by chance in unrelated fields, and a value that the
+                // input also puts into another parameter (e.g. the bucket) is shown as that.
+                let elsewhere = params.keys().filter(|k| *k != key).any(|k| {
+                    matches!(params.string("s3aws", k), Ok(Some(v)) if v.contains(&secret))
+                });
+                if secret.len() >= 12 && !elsewhere {
                     assert!(!shown.contains(&secret), "{key} shown in Debug: {shown}");
                 }
             }
