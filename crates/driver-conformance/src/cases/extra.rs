@@ -8,6 +8,18 @@ use super::basic::delete_if_present;
 use super::{ensure, fail, short_debug, CaseResult, Ctx, Step};
 use crate::data::random_bytes;
 
+/// The top-level entries of the tree that the delete cases build from [`DELETE_OBJECTS`],
+/// removed after each case whatever it left.
+const DELETE_TREE_TOPS: [&str; 7] = [
+    "/file1",
+    "/file1-2",
+    "/folder1",
+    "/folder2",
+    "/folder3",
+    "/folder4",
+    "/folder1-v2",
+];
+
 /// The objects of distribution's S3 `TestDelete`.
 const DELETE_OBJECTS: &[&str] = &[
     "/file1",
@@ -49,15 +61,7 @@ pub async fn delete_table(c: Ctx) -> CaseResult {
         table.push((obj, DeleteExpect::Gone(vec![obj])));
     }
     let result = delete_table_run(&c, &table).await;
-    for top in [
-        "/file1",
-        "/file1-2",
-        "/folder1",
-        "/folder2",
-        "/folder3",
-        "/folder4",
-        "/folder1-v2",
-    ] {
+    for top in DELETE_TREE_TOPS {
         delete_if_present(&c, top).await?;
     }
     result
@@ -112,16 +116,7 @@ async fn delete_table_run(c: &Ctx, table: &[(&str, DeleteExpect)]) -> CaseResult
 pub async fn delete_many(c: Ctx) -> CaseResult {
     const MANY: &str = "/manyfiles";
     let result = delete_many_run(&c, MANY).await;
-    for top in [
-        "/file1",
-        "/file1-2",
-        "/folder1",
-        "/folder2",
-        "/folder3",
-        "/folder4",
-        "/folder1-v2",
-        MANY,
-    ] {
+    for top in DELETE_TREE_TOPS.iter().copied().chain([MANY]) {
         delete_if_present(&c, top).await?;
     }
     result
