@@ -25,6 +25,12 @@ pub struct FileInfo {
     pub mod_time: Option<SystemTime>,
     /// Whether the path is a directory (a prefix of other paths) rather than an object.
     pub is_dir: bool,
+    /// The backend's entity tag of a file's content, when its listing or stat reports one
+    /// (S3: the `ETag`, without quotes), else `None`. Opaque: it changes when the content
+    /// changes. S3 makes it the hex MD5 of the content for single-part uploads without SSE-KMS
+    /// or SSE-C, which lets a caller that knows what a small file should contain check it
+    /// without reading it; a tag that matches nothing proves nothing.
+    pub etag: Option<String>,
 }
 
 impl FileInfo {
@@ -35,7 +41,14 @@ impl FileInfo {
             size,
             mod_time,
             is_dir: false,
+            etag: None,
         }
+    }
+
+    /// This entry with an entity tag (see [`FileInfo::etag`]).
+    pub fn with_etag(mut self, etag: Option<String>) -> Self {
+        self.etag = etag;
+        self
     }
 
     /// A directory entry (size 0, no time).
@@ -45,6 +58,7 @@ impl FileInfo {
             size: 0,
             mod_time: None,
             is_dir: true,
+            etag: None,
         }
     }
 }

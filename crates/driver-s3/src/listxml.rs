@@ -63,6 +63,8 @@ pub(crate) struct ListEntry {
     pub(crate) size: Option<u64>,
     /// `LastModified` as sent (trimmed).
     pub(crate) last_modified: Option<String>,
+    /// `ETag`, trimmed and without its surrounding quotes.
+    pub(crate) etag: Option<String>,
 }
 
 /// The fields of a ListObjectsV2 answer the driver uses.
@@ -406,6 +408,15 @@ impl<'a> Reader<'a> {
                     let v = self.text("LastModified")?;
                     e.last_modified = Some(v.trim().to_owned());
                 }
+                Event::Start("ETag") => {
+                    let v = self.text("ETag")?;
+                    let v = v.trim();
+                    let v = v
+                        .strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .unwrap_or(v);
+                    e.etag = Some(v.to_owned());
+                }
                 Event::Start(n) => self.skip(n)?,
                 Event::Empty("Key") => e.key = Some(String::new()),
                 Event::Empty("Size") => return self.err("empty <Size>"),
@@ -641,11 +652,12 @@ pub async fn fuzz_rusoto_parse_list(body: &[u8]) -> Option<ListXmlFuzzOutput> {
 mod tests {
     use super::*;
 
-    fn entry(key: &str, size: u64, t: &str) -> ListEntry {
+    fn entry(key: &str, size: u64, t: &str, etag: &str) -> ListEntry {
         ListEntry {
             key: Some(key.to_owned()),
             size: Some(size),
             last_modified: Some(t.to_owned()),
+            etag: Some(etag.to_owned()),
         }
     }
 
@@ -689,8 +701,13 @@ mod tests {
         assert_eq!(
             r.contents,
             vec![
-                entry("docker/registry/v2/a", 857, "2026-11-23T15:35:23.000Z"),
-                entry("docker/registry/v2/b", 0, "2026-11-23T15:35:24.000Z"),
+                entry(
+                    "docker/registry/v2/a",
+                    857,
+                    "2026-11-23T15:35:23.000Z",
+                    "599bab3ed2c697f1d26842727561fd94"
+                ),
+                entry("docker/registry/v2/b", 0, "2026-11-23T15:35:24.000Z", "x"),
             ]
         );
         assert_eq!(

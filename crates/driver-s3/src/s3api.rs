@@ -357,6 +357,7 @@ impl S3Api {
             objects.push(ListedObject {
                 size: o.size.unwrap_or(0),
                 last_modified: o.last_modified.as_deref().and_then(parse_time),
+                etag: o.etag,
                 key,
             });
         }

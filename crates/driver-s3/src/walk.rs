@@ -147,7 +147,9 @@ pub(crate) async fn walk(
                 .collect();
             prev_dir = dir;
             if !is_marker {
-                entries.push(FileInfo::file(path, obj.size, obj.last_modified));
+                entries.push(
+                    FileInfo::file(path, obj.size, obj.last_modified).with_etag(obj.etag.clone()),
+                );
             }
             for entry in entries {
                 if let Some(s) = &skip {

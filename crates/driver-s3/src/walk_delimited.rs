@@ -60,7 +60,9 @@ async fn children(inner: &Arc<Inner>, dir: &StoragePath) -> Result<Vec<FileInfo>
                 continue;
             }
             if let Some(path) = inner.keys.path(&obj.key).filter(|c| c.parent() == *dir) {
-                out.push(FileInfo::file(path, obj.size, obj.last_modified));
+                out.push(
+                    FileInfo::file(path, obj.size, obj.last_modified).with_etag(obj.etag.clone()),
+                );
             }
         }
         match page.next_token {

@@ -6,12 +6,16 @@
 //! 2.8 frees them, #3178), and nothing modified after `start − min_age` is deleted.
 //!
 //! Phases of [`plan`]:
-//! 1. **mark**: per repository (concurrently), read every revision link; keep a revision when
+//! 1. **mark**: list `repositories/` ([`listing::scan_repositories`]: a flat walk cut into
+//!    ranges); per repository (concurrently), read every revision link; keep a revision when
 //!    `delete_untagged` is off, a tag's `current/link` names it, or its link is young; mark a
 //!    kept manifest, its references, and — for an index — the children that are revisions of
-//!    the same repository, recursively. Untagged, old revisions whose blob exists are queued.
-//! 2. **blobs**: enumerate `blobs/<alg>/<xx>` shards concurrently; an unmarked blob older than
-//!    the cutoff is a candidate.
+//!    the same repository, recursively. Untagged, old revisions are queued. A link whose listed
+//!    ETag is the MD5 of the digest it should hold is not read ([`scan::link_etag_names`]):
+//!    on S3 only manifests are read.
+//! 2. **blobs**: list `blobs/` ([`listing::scan_blobs`], ranges of shards, concurrently); an
+//!    unmarked blob older than the cutoff is a candidate; a queued revision whose blob is not
+//!    listed is dropped (distribution skips it).
 //! 3. **re-scan**: list the repositories again; a `_layers` link to a candidate that is young
 //!    (a push or mount during or just before the run) saves the candidate; a young revision
 //!    link not seen in phase 1 is marked like a tagged one; a queued revision whose link was
@@ -28,6 +32,7 @@ use regstore_driver_api::Driver;
 use crate::digest::{Digest, DigestSet};
 use crate::error::{LayoutError, Result};
 use crate::layout::Layout;
+use crate::listing::{self, RepoFiles};
 use crate::manifest::Manifest;
 use crate::scan::{self, LinkFile};
 
@@ -257,11 +262,18 @@ impl Ctx<'_> {
         Ok(seen)
     }
 
-    /// Reads revision links concurrently: digest (from content) → link.
+    /// Reads revision links concurrently: digest (from content) → link. A link whose listed
+    /// ETag proves it names its directory's digest is not read (see [`scan::link_etag_names`]).
     async fn read_revisions(&self, links: &[LinkFile]) -> Result<BTreeMap<Digest, LinkFile>> {
         let read: Vec<(LinkFile, Result<Option<Digest>>)> =
             futures::stream::iter(links.iter().cloned())
                 .map(|l| async move {
+                    if let (Some(d), Some(etag)) = (&l.dir_digest, &l.etag) {
+                        if scan::link_etag_names(etag, d) {
+                            let d = d.clone();
+                            return (l, Ok(Some(d)));
+                        }
+                    }
                     let r = self.read_live_link(&l.path).await;
                     (l, r)
                 })
@@ -299,17 +311,33 @@ impl Ctx<'_> {
         Ok(out)
     }
 
-    /// Phase 1 for one repository: marks, and returns the queued untagged manifests and the
-    /// number kept for being young.
-    async fn mark_repo(&self, repo: &str) -> Result<(Vec<ManifestDeletion>, usize)> {
-        let state = scan::scan_manifests(self.driver, self.layout, repo).await?;
+    /// The digest a tag's `current/link` names: proved by its ETag when that matches one of
+    /// `known` (the tag's history and the repository's revisions), else read.
+    async fn read_tag(&self, cur: &LinkFile, known: &[&Digest]) -> Result<Option<Digest>> {
+        if let Some(etag) = &cur.etag {
+            if let Some(d) = known.iter().find(|d| scan::link_etag_names(etag, d)) {
+                return Ok(Some((*d).clone()));
+            }
+        }
+        self.read_live_link(&cur.path).await
+    }
+
+    /// Phase 1 for one repository: marks, and returns the untagged manifests to delete if
+    /// their blob exists (checked against the blob listing) and the number kept for being
+    /// young.
+    async fn mark_repo(
+        &self,
+        repo: &str,
+        state: &RepoFiles,
+    ) -> Result<(Vec<ManifestDeletion>, usize)> {
         let revisions = self.read_revisions(&state.revisions).await?;
         let mut tagged: HashSet<Digest> = HashSet::new();
         let mut tags_unreadable = false;
         if self.opts.delete_untagged {
             for t in &state.tags {
                 let Some(cur) = &t.current else { continue };
-                match self.read_live_link(&cur.path).await {
+                let known: Vec<&Digest> = t.index.iter().chain(revisions.keys()).collect();
+                match self.read_tag(cur, &known).await {
                     Ok(Some(d)) => {
                         tagged.insert(d);
                     }
@@ -341,23 +369,10 @@ impl Ctx<'_> {
             }
         }
         let visited = self.visit_all(kept, |c| revisions.contains_key(c)).await?;
-        let candidates: Vec<&Digest> = untagged.iter().filter(|d| !visited.contains(*d)).collect();
-        // A revision whose blob is gone is skipped silently (distribution's Stat fails).
-        let exists: Vec<(Digest, bool)> = futures::stream::iter(candidates)
-            .map(|d| async move {
-                match self.driver.stat(&self.layout.blob_data(d)).await {
-                    Ok(_) => Ok((d.clone(), true)),
-                    Err(e) if e.is_not_found() => Ok((d.clone(), false)),
-                    Err(e) => Err(LayoutError::from(e)),
-                }
-            })
-            .buffer_unordered(self.jobs())
-            .try_collect()
-            .await?;
-        let mut queued: Vec<ManifestDeletion> = exists
+        let mut queued: Vec<ManifestDeletion> = untagged
             .into_iter()
-            .filter(|(_, e)| *e)
-            .map(|(d, _)| ManifestDeletion {
+            .filter(|d| !visited.contains(d))
+            .map(|d| ManifestDeletion {
                 repository: repo.to_owned(),
                 tags: state
                     .tags
@@ -389,24 +404,28 @@ impl Ctx<'_> {
     /// Phase 3 for one repository: young and old layer links to candidates; every young
     /// revision is visited (marked with what it references, children followed wherever their
     /// blob is: conservative) and reported, so a queued revision that was re-pushed is kept.
-    async fn rescan_repo(&self, repo: &str, candidates: &HashSet<Digest>) -> Result<RescanRepo> {
+    async fn rescan_repo(
+        &self,
+        state: &RepoFiles,
+        candidates: &HashSet<Digest>,
+    ) -> Result<RescanRepo> {
         let mut out = RescanRepo::default();
-        for l in scan::scan_layers(self.driver, self.layout, repo).await? {
-            let Some(d) = l.dir_digest else { continue };
-            if !candidates.contains(&d) {
+        for l in &state.layers {
+            let Some(d) = &l.dir_digest else { continue };
+            if !candidates.contains(d) {
                 continue;
             }
             if is_young(l.mod_time, self.cutoff) {
-                out.saved.push(d);
+                out.saved.push(d.clone());
             } else {
-                out.links.push(d);
+                out.links.push(d.clone());
             }
         }
-        let state = scan::scan_manifests(self.driver, self.layout, repo).await?;
         let young: Vec<LinkFile> = state
             .revisions
-            .into_iter()
+            .iter()
             .filter(|l| is_young(l.mod_time, self.cutoff))
+            .cloned()
             .collect();
         let revisions = self.read_revisions(&young).await?;
         out.young_revisions = revisions.keys().cloned().collect();
@@ -448,68 +467,78 @@ pub async fn plan(
 
     // Phase 1: mark.
     progress.stage("repositories");
-    let repos = scan::list_repositories(driver, layout, opts.jobs).await?;
-    let per_repo: Vec<(String, (Vec<ManifestDeletion>, usize))> =
-        futures::stream::iter(repos.iter())
-            .map(|r| async { Ok::<_, LayoutError>((r.clone(), ctx.mark_repo(r).await?)) })
-            .buffer_unordered(ctx.jobs())
-            .try_collect()
-            .await?;
+    let no_layers = |_: &Digest| false;
+    let repos = listing::scan_repositories(driver, layout, opts.jobs, &no_layers).await?;
+    let per_repo: Vec<(Vec<ManifestDeletion>, usize)> = futures::stream::iter(repos.iter())
+        .map(|(r, state)| {
+            let ctx = &ctx;
+            async move {
+                let out = ctx.mark_repo(r, state).await?;
+                Ok::<_, LayoutError>(out)
+            }
+        })
+        .buffer_unordered(ctx.jobs())
+        .try_collect()
+        .await?;
+    let repositories = repos.len();
+    drop(repos);
     let mut queued: Vec<ManifestDeletion> = Vec::new();
     let mut kept_young_manifests = 0;
-    for (_, (q, y)) in per_repo {
+    for (q, y) in per_repo {
         queued.extend(q);
         kept_young_manifests += y;
     }
     lock(&ctx.marks).seal();
 
-    // Phase 2: candidate blobs.
+    // Phase 2: candidate blobs. Each blob is filtered against the sealed mark set as it is
+    // listed, so only unmarked old blobs are kept in memory (not every blob of the store).
     progress.stage("blobs");
-    let shards = scan::blob_shards(driver, layout).await?;
-    // Each shard is filtered against the sealed mark set as soon as it is listed, so only
-    // unmarked blobs are kept in memory (not every blob of the store).
-    let found: Vec<(Vec<scan::BlobFile>, usize)> = futures::stream::iter(shards.iter())
-        .map(|s| async {
-            let (blobs, bad) = scan::scan_shard(driver, layout, s).await?;
-            progress.tick(1);
-            if let Some(path) = bad.into_iter().next() {
-                // Neither keep nor delete what cannot be named: stop before any delete.
-                return Err(LayoutError::BadBlobPath { path });
+    let queued_digests: HashSet<Digest> = queued.iter().map(|q| q.digest.clone()).collect();
+    let present: Mutex<HashSet<Digest>> = Mutex::new(HashSet::new());
+    let young_count = std::sync::atomic::AtomicUsize::new(0);
+    // Taken out of the mutex for the listing (read by every range at once), put back after.
+    let marks = std::mem::take(&mut *lock(&ctx.marks));
+    let found = {
+        let keep = |b: &scan::BlobFile| {
+            if queued_digests.contains(&b.digest) {
+                lock(&present).insert(b.digest.clone());
             }
-            let marks = lock(&ctx.marks);
-            let mut young = 0;
-            let old = blobs
-                .into_iter()
-                .filter(|b| !marks.contains(&b.digest))
-                .filter(|b| {
-                    let y = is_young(b.mod_time, cutoff);
-                    young += usize::from(y);
-                    !y
-                })
-                .collect();
-            Ok((old, young))
-        })
-        .buffer_unordered(ctx.jobs())
-        .try_collect()
-        .await?;
-    let mut candidates: HashMap<Digest, u64> = HashMap::new();
-    let mut kept_young_blobs = 0;
-    for (old, young) in found {
-        kept_young_blobs += young;
-        candidates.extend(old.into_iter().map(|b| (b.digest, b.size)));
+            if marks.contains(&b.digest) {
+                return false;
+            }
+            if is_young(b.mod_time, cutoff) {
+                young_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return false;
+            }
+            true
+        };
+        listing::scan_blobs(driver, layout, opts.jobs, &keep, &|n| progress.tick(n)).await
+    };
+    *lock(&ctx.marks) = marks;
+    let (old, bad) = found?;
+    if let Some(path) = bad.into_iter().next() {
+        // Neither keep nor delete what cannot be named: stop before any delete.
+        return Err(LayoutError::BadBlobPath { path });
     }
+    // An untagged revision whose blob is gone is skipped silently (distribution's Stat fails).
+    let present = present.into_inner().unwrap_or_else(|e| e.into_inner());
+    queued.retain(|q| present.contains(&q.digest));
+    let mut kept_young_blobs = young_count.into_inner();
+    let mut candidates: HashMap<Digest, u64> =
+        old.into_iter().map(|b| (b.digest, b.size)).collect();
 
     // Phase 3: re-scan for what a running registry wrote meanwhile.
     progress.stage("re-scan");
-    let repos_now = scan::list_repositories(driver, layout, opts.jobs).await?;
     let candidate_set: HashSet<Digest> = candidates.keys().cloned().collect();
+    let is_candidate = |d: &Digest| candidate_set.contains(d);
+    let repos_now = listing::scan_repositories(driver, layout, opts.jobs, &is_candidate).await?;
     // Marks of this phase go to a fresh set: a queued manifest they reach is kept.
     let mut marks = std::mem::take(&mut *lock(&ctx.marks));
     let rescans: Vec<(String, RescanRepo)> = futures::stream::iter(repos_now.iter())
-        .map(|r| {
+        .map(|(r, state)| {
             let (ctx, candidate_set) = (&ctx, &candidate_set);
             async move {
-                let out = ctx.rescan_repo(r, candidate_set).await?;
+                let out = ctx.rescan_repo(state, candidate_set).await?;
                 ctx.progress.tick(1);
                 Ok::<_, LayoutError>((r.clone(), out))
             }
@@ -517,6 +546,7 @@ pub async fn plan(
         .buffer_unordered(ctx.jobs())
         .try_collect()
         .await?;
+    drop(repos_now);
     let mut late = std::mem::take(&mut *lock(&ctx.marks));
     late.seal();
     marks.extend(&late);
@@ -559,7 +589,7 @@ pub async fn plan(
     Ok(GcPlan {
         started: ctx.started,
         cutoff,
-        repositories: repos.len(),
+        repositories,
         marked: marks.len(),
         mark_set_bytes: marks.heap_bytes(),
         manifests: queued,

@@ -14,6 +14,7 @@ mod error;
 pub mod fsck;
 pub mod gc;
 mod layout;
+pub mod listing;
 mod manifest;
 pub mod scan;
 

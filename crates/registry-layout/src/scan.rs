@@ -19,6 +19,8 @@ pub struct LinkFile {
     pub dir_digest: Option<Digest>,
     /// Its modification time, when the backend reports one.
     pub mod_time: Option<SystemTime>,
+    /// Its entity tag, when the listing reports one (see [`link_etag_names`]).
+    pub etag: Option<String>,
 }
 
 /// A tag of a repository.
@@ -147,6 +149,7 @@ fn link_file(fi: &FileInfo, alg: &str, hex: &str) -> LinkFile {
         path: fi.path.to_string(),
         dir_digest: Digest::from_parts(alg, hex).ok(),
         mod_time: fi.mod_time,
+        etag: fi.etag.clone(),
     }
 }
 
@@ -169,6 +172,7 @@ pub async fn scan_manifests(driver: &Driver, layout: &Layout, repo: &str) -> Res
                         path: fi.path.to_string(),
                         dir_digest: None,
                         mod_time: fi.mod_time,
+                        etag: fi.etag.clone(),
                     },
                 };
                 out.revisions.push(lf);
@@ -179,6 +183,7 @@ pub async fn scan_manifests(driver: &Driver, layout: &Layout, repo: &str) -> Res
                     path: fi.path.to_string(),
                     dir_digest: None,
                     mod_time: fi.mod_time,
+                    etag: fi.etag.clone(),
                 });
             }
             ["tags", tag, "index", alg, hex, "link"] => {
@@ -229,6 +234,16 @@ pub async fn read_link(driver: &Driver, path: &str) -> Result<Digest> {
         path: path.to_owned(),
         content: text.chars().take(80).collect(),
     })
+}
+
+/// Whether a link file's entity tag proves that its content is exactly `digest` as
+/// distribution writes it (`sha256:<hex>`, nothing else): S3 makes the ETag of a single-part
+/// upload without SSE-KMS/SSE-C the hex MD5 of the content. A match lets gc skip reading the
+/// link; an ETag that is no MD5 (KMS, multipart, another backend) matches nothing, and the
+/// caller reads the link as distribution does.
+pub fn link_etag_names(etag: &str, digest: &Digest) -> bool {
+    use md5::{Digest as _, Md5};
+    etag.len() == 32 && etag.eq_ignore_ascii_case(&hex::encode(Md5::digest(digest.as_str())))
 }
 
 /// A blob found below `blobs/`.
@@ -288,4 +303,23 @@ pub async fn scan_shard(
         }
     }
     Ok((out, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_etag_is_the_md5_of_exactly_the_digest_string() {
+        let d = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        // md5("sha256:aaa…a"), computed independently.
+        let md5 = "a5e6de3c46119f3b337fe6bf671a0541";
+        assert!(link_etag_names(md5, &d));
+        assert!(link_etag_names(&md5.to_uppercase(), &d));
+        let other = Digest::parse(&format!("sha256:{}", "b".repeat(64))).unwrap();
+        assert!(!link_etag_names(md5, &other));
+        // Multipart and KMS ETags are no MD5 and match nothing.
+        assert!(!link_etag_names(&format!("{md5}-2"), &d));
+        assert!(!link_etag_names("", &d));
+    }
 }

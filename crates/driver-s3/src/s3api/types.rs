@@ -63,6 +63,8 @@ pub(crate) struct ListedObject {
     pub(crate) key: String,
     pub(crate) size: u64,
     pub(crate) last_modified: Option<SystemTime>,
+    /// The ETag without quotes, when listed.
+    pub(crate) etag: Option<String>,
 }
 
 /// Arguments of one ListObjectsV2 request.

@@ -1,0 +1,547 @@
+//! Partitioned flat listings of `repositories/` and `blobs/`: every file of the tree in about
+//! ⌈files/1000⌉ S3 requests plus one per key range, with `jobs` ranges walked at once.
+//!
+//! A walk on S3 is one flat listing (no request per directory), but a single listing is one
+//! sequential chain of pages. So the key space is cut into ranges, each walked on its own with a
+//! start-after hint and stopped at the next range's first key:
+//!
+//! * **blobs**: `blobs/<alg>/` is cut at two-hex-digit shard names (`00`, `10`, … for 16
+//!   ranges), so R ranges cost R requests more than one chain, not one per shard (256);
+//! * **repositories**: the namespace is listed level by level (delimiter listings) until there
+//!   are enough units (top-level names, or the children of a namespace that is not itself a
+//!   repository); sibling units are grouped into ranges.
+//!
+//! Walk order differs by backend: S3 lists in key order (`a-b/…` before `a/…`, because `-`
+//! sorts before `/`), the generic walk depth first (`a/…` before `a-b/…`). The two agree on
+//! siblings unless one name is a prefix of the other, so a range never begins at a name that
+//! has a sibling as a proper prefix; then every name of an earlier range comes before every
+//! name of a later one in both orders. A walk skips entries of other known ranges and stops at
+//! the first entry of a later range; entries of a name that appeared after the units were
+//! listed (a repository pushed meanwhile) are kept by whichever walk meets them (callers
+//! de-duplicate by path).
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures::{StreamExt, TryStreamExt};
+use regstore_driver_api::{Driver, FileInfo, StoragePath, WalkControl, WalkOptions};
+
+use crate::error::{LayoutError, Result};
+use crate::layout::Layout;
+use crate::scan::{BlobFile, LinkFile, Tag};
+use crate::Digest;
+
+/// The number of key ranges a listing is cut into for `jobs` concurrent walks: twice `jobs`
+/// (so a slow range does not idle the others), a power of two between 16 and 256.
+pub fn range_count(jobs: usize) -> usize {
+    (jobs.max(1) * 2).next_power_of_two().clamp(16, 256)
+}
+
+/// Walks `from` starting after `start` (a path below `from`, or none), resuming where the
+/// filesystem driver reports an empty directory met mid-walk (see [`crate::scan::walk_files`]).
+/// A missing `from` walks nothing.
+async fn walk_range(
+    driver: &Driver,
+    from: &str,
+    start: Option<&str>,
+    f: &mut (dyn FnMut(&FileInfo) -> WalkControl + Send),
+) -> Result<()> {
+    let mut options = match start.and_then(StoragePath::parse) {
+        Some(hint) => WalkOptions::start_after(hint),
+        None => WalkOptions::default(),
+    };
+    loop {
+        let mut stopped = false;
+        let r = driver
+            .walk(from, &options, |fi| {
+                let c = f(fi);
+                stopped = c == WalkControl::Stop;
+                Ok(c)
+            })
+            .await;
+        match r {
+            Ok(()) => return Ok(()),
+            Err(_) if stopped => return Ok(()),
+            Err(regstore_driver_api::Error::PathNotFound { path, .. })
+                if path.trim_end_matches('/') != from.trim_end_matches('/') =>
+            {
+                let Some(hint) = StoragePath::parse(&path) else {
+                    return Ok(());
+                };
+                // Each resume passes one more path; the same hint twice would loop.
+                if options.start_after.as_ref() == Some(&hint) {
+                    return Ok(());
+                }
+                options = WalkOptions::start_after(hint);
+            }
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The name of `child` (a path) relative to `parent`: its last component.
+fn base_name(child: &str) -> &str {
+    child.rsplit('/').next().unwrap_or("")
+}
+
+/// The first path component of `path` below `parent/`, if `path` is below it.
+fn first_component<'a>(parent: &str, path: &'a str) -> Option<&'a str> {
+    let rest = path.strip_prefix(parent)?.strip_prefix('/')?;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
+/// Cuts the sorted `names` into about `target` contiguous ranges, never before a name that
+/// continues another name of the set with a byte below `/` (`lib-a` after `lib`): only there
+/// do key order and depth-first order disagree, and the names that do so follow their prefix
+/// at once in sorted order, so keeping them in their prefix's range keeps every range's
+/// names before the next range's in both orders. Returns each name's range index.
+fn cut(names: &[String], target: usize) -> HashMap<String, usize> {
+    let set: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+    let per = names.len().div_ceil(target.max(1)).max(1);
+    let mut out = HashMap::with_capacity(names.len());
+    let (mut range, mut in_range) = (0usize, 0usize);
+    for name in names {
+        let has_prefix_sibling = (1..name.len()).any(|i| {
+            name.as_bytes()[i] < b'/' && name.is_char_boundary(i) && set.contains(&name[..i])
+        });
+        if in_range >= per && !has_prefix_sibling {
+            range += 1;
+            in_range = 0;
+        }
+        out.insert(name.clone(), range);
+        in_range += 1;
+    }
+    out
+}
+
+/// Sibling units below one directory, cut into ranges.
+struct Parent {
+    /// The directory's path.
+    path: String,
+    /// Unit name → range index.
+    range_of: HashMap<String, usize>,
+    /// The first name of each range, in order.
+    firsts: Vec<String>,
+}
+
+impl Parent {
+    fn new(path: String, mut names: Vec<String>, target: usize) -> Self {
+        names.sort();
+        names.dedup();
+        let range_of = cut(&names, target);
+        let mut firsts: Vec<String> = Vec::new();
+        for n in &names {
+            if range_of[n] == firsts.len() {
+                firsts.push(n.clone());
+            }
+        }
+        Parent {
+            path,
+            range_of,
+            firsts,
+        }
+    }
+
+    /// Walks range `r`, handing every file of it (and of names not known here) to `f`.
+    async fn walk(
+        &self,
+        driver: &Driver,
+        r: usize,
+        f: &mut (dyn FnMut(&FileInfo) + Send),
+    ) -> Result<()> {
+        // The first range starts at the beginning, so names that sort before every known one
+        // are met too.
+        let start = (r > 0).then(|| format!("{}/{}", self.path, self.firsts[r]));
+        walk_range(driver, &self.path, start.as_deref(), &mut |fi| {
+            let Some(name) = first_component(&self.path, fi.path.as_str()) else {
+                return WalkControl::Continue;
+            };
+            match self.range_of.get(name) {
+                Some(&other) if other > r => WalkControl::Stop,
+                Some(&other) if other < r => {
+                    if fi.is_dir {
+                        WalkControl::SkipDir
+                    } else {
+                        WalkControl::Continue
+                    }
+                }
+                _ => {
+                    if !fi.is_dir {
+                        f(fi);
+                    }
+                    WalkControl::Continue
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// Every file below `repositories/`, grouped by repository, from a partitioned walk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoFiles {
+    /// Files named `link` below `_manifests/revisions/`, sorted by path.
+    pub revisions: Vec<LinkFile>,
+    /// Tags, sorted by name.
+    pub tags: Vec<Tag>,
+    /// `_layers/<alg>/<hex>/link` files that the caller's filter kept, sorted by path.
+    pub layers: Vec<LinkFile>,
+}
+
+/// Which files of `_layers` a repository scan keeps (they can be most of the tree).
+pub type LayerFilter<'a> = &'a (dyn Fn(&Digest) -> bool + Sync);
+
+/// What a walk found in one repository, before sorting.
+#[derive(Default)]
+struct RepoAcc {
+    revisions: Vec<LinkFile>,
+    tags: BTreeMap<String, Tag>,
+    layers: Vec<LinkFile>,
+}
+
+fn link_file(fi: &FileInfo, digest: Option<Digest>) -> LinkFile {
+    LinkFile {
+        path: fi.path.to_string(),
+        dir_digest: digest,
+        mod_time: fi.mod_time,
+        etag: fi.etag.clone(),
+    }
+}
+
+/// Files one range walk of `repositories/` found, by repository.
+type Found = BTreeMap<String, RepoAcc>;
+
+/// Files the walk meets: a path `<repo>/_manifests/…` or `<repo>/_layers/…` where `<repo>`
+/// (one or more components, none starting with `_`) is the repository.
+fn classify(base: &str, fi: &FileInfo, layers: LayerFilter<'_>, out: &mut Found) {
+    let Some(rel) = fi
+        .path
+        .as_str()
+        .strip_prefix(base)
+        .and_then(|r| r.strip_prefix('/'))
+    else {
+        return;
+    };
+    let parts: Vec<&str> = rel.split('/').collect();
+    let Some(at) = parts.iter().position(|p| p.starts_with('_')) else {
+        return;
+    };
+    if at == 0 {
+        return;
+    }
+    let repo = parts[..at].join("/");
+    match &parts[at..] {
+        ["_manifests", "revisions", rest @ .., "link"] => {
+            let digest = match rest {
+                [alg, hex] => Digest::from_parts(alg, hex).ok(),
+                _ => None,
+            };
+            let acc = out.entry(repo).or_default();
+            acc.revisions.push(link_file(fi, digest));
+        }
+        ["_manifests", "tags", tag, "current", "link"] => {
+            let acc = out.entry(repo).or_default();
+            let t = acc.tags.entry((*tag).to_owned()).or_default();
+            t.current = Some(link_file(fi, None));
+        }
+        ["_manifests", "tags", tag, "index", alg, hex, "link"] => {
+            if let Ok(d) = Digest::from_parts(alg, hex) {
+                let acc = out.entry(repo).or_default();
+                acc.tags.entry((*tag).to_owned()).or_default().index.push(d);
+            }
+        }
+        ["_layers", alg, hex, "link"] => {
+            if let Ok(d) = Digest::from_parts(alg, hex) {
+                if layers(&d) {
+                    let acc = out.entry(repo).or_default();
+                    acc.layers.push(link_file(fi, Some(d)));
+                }
+            }
+        }
+        // Uploads, and anything distribution does not write.
+        _ => {}
+    }
+}
+
+/// Lists the units of `repositories/`: the directories below it, expanded one level at a
+/// time (at most three) while there are at most a quarter of `target` and some are
+/// namespaces rather than repositories (a directory with a `_…` child is a repository and is
+/// not expanded). Each expansion costs one listing per unit, so at most `target / 4` per level.
+async fn units(driver: &Driver, base: &str, jobs: usize, target: usize) -> Result<Vec<Parent>> {
+    // (parent, child names)
+    let list = |dir: String| async move {
+        match driver.list(&dir).await {
+            Ok(children) => Ok((
+                dir,
+                children
+                    .iter()
+                    .map(|c| base_name(c.as_str()).to_owned())
+                    .collect::<Vec<_>>(),
+            )),
+            // Missing, an empty directory (the filesystem reports it so), or a file.
+            Err(e) if e.is_not_found() || e.is_invalid_input() => Ok((dir, Vec::new())),
+            Err(e) => Err(LayoutError::from(e)),
+        }
+    };
+    let (_, top) = list(base.to_owned()).await?;
+    let mut groups: Vec<(String, Vec<String>)> = vec![(base.to_owned(), top)];
+    for _ in 0..3 {
+        let count: usize = groups.iter().map(|(_, n)| n.len()).sum();
+        // Expanding costs a listing per unit, wasted on units that are repositories; it is
+        // worth it only while it can multiply the ranges.
+        if count * 4 > target || count == 0 {
+            break;
+        }
+        let dirs: Vec<String> = groups
+            .iter()
+            .flat_map(|(p, names)| {
+                names
+                    .iter()
+                    .filter(|n| !n.starts_with('_'))
+                    .map(move |n| format!("{p}/{n}"))
+            })
+            .collect();
+        let listed: Vec<(String, Vec<String>)> = futures::stream::iter(dirs)
+            .map(list)
+            .buffer_unordered(jobs.max(1))
+            .try_collect()
+            .await?;
+        let expand: HashMap<String, Vec<String>> = listed
+            .into_iter()
+            .filter(|(_, children)| {
+                !children.is_empty() && !children.iter().any(|c| c.starts_with('_'))
+            })
+            .collect();
+        if expand.is_empty() {
+            break;
+        }
+        let mut next: Vec<(String, Vec<String>)> = Vec::new();
+        for (p, names) in groups {
+            let mut kept = Vec::new();
+            for n in names {
+                let full = format!("{p}/{n}");
+                match expand.get(&full) {
+                    Some(children) => next.push((full, children.clone())),
+                    None => kept.push(n),
+                }
+            }
+            if !kept.is_empty() {
+                next.push((p, kept));
+            }
+        }
+        groups = next;
+    }
+    let count: usize = groups.iter().map(|(_, n)| n.len()).sum::<usize>().max(1);
+    Ok(groups
+        .into_iter()
+        .filter(|(_, n)| !n.is_empty())
+        .map(|(p, n)| {
+            // Each parent gets ranges in proportion to its share of the units.
+            let share = (target * n.len()).div_ceil(count);
+            Parent::new(p, n, share)
+        })
+        .collect())
+}
+
+/// Every revision link, tag and (filtered) layer link of every repository, by repository name,
+/// from a partitioned walk of `repositories/` (`jobs` ranges at once; see the module
+/// documentation). `_layers` links are kept only where `layers` is true; `_uploads` are not
+/// read. A repository with none of these files is absent.
+pub async fn scan_repositories(
+    driver: &Driver,
+    layout: &Layout,
+    jobs: usize,
+    layers: LayerFilter<'_>,
+) -> Result<BTreeMap<String, RepoFiles>> {
+    let base = layout.repositories();
+    let parents = units(driver, &base, jobs, range_count(jobs)).await?;
+    let ranges: Vec<(&Parent, usize)> = parents
+        .iter()
+        .flat_map(|p| (0..p.firsts.len()).map(move |r| (p, r)))
+        .collect();
+    let base = &base;
+    let found: Vec<Found> = futures::stream::iter(ranges)
+        .map(|(p, r)| async move {
+            let mut out = Found::new();
+            p.walk(driver, r, &mut |fi| classify(base, fi, layers, &mut out))
+                .await?;
+            Ok::<_, LayoutError>(out)
+        })
+        .buffer_unordered(jobs.max(1))
+        .try_collect()
+        .await?;
+    let mut merged: BTreeMap<String, RepoAcc> = BTreeMap::new();
+    for f in found {
+        for (repo, acc) in f {
+            let m = merged.entry(repo).or_default();
+            m.revisions.extend(acc.revisions);
+            m.layers.extend(acc.layers);
+            for (name, t) in acc.tags {
+                let mt = m.tags.entry(name).or_default();
+                mt.current = mt.current.take().or(t.current);
+                mt.index.extend(t.index);
+            }
+        }
+    }
+    Ok(merged
+        .into_iter()
+        .map(|(repo, acc)| {
+            let sorted = |mut v: Vec<LinkFile>| {
+                v.sort_by(|a, b| a.path.cmp(&b.path));
+                v.dedup_by(|a, b| a.path == b.path);
+                v
+            };
+            let files = RepoFiles {
+                revisions: sorted(acc.revisions),
+                layers: sorted(acc.layers),
+                tags: acc
+                    .tags
+                    .into_iter()
+                    .map(|(name, mut t)| {
+                        t.name = name;
+                        t.index.sort();
+                        t.index.dedup();
+                        t
+                    })
+                    .collect(),
+            };
+            (repo, files)
+        })
+        .collect())
+}
+
+/// The two-hex-digit shard names at which `ranges` blob ranges begin (the first is `00`).
+fn shard_cuts(ranges: usize) -> Vec<String> {
+    let ranges = ranges.clamp(1, 256);
+    (0..ranges)
+        .map(|i| format!("{:02x}", i * 256 / ranges))
+        .collect()
+}
+
+/// Every blob below `blobs/` that `keep` accepts, and the paths of files named `data` whose
+/// path does not decode (gc stops on them, fsck reports them), from a partitioned walk: each
+/// `blobs/<alg>/` is cut into [`range_count`] ranges at shard boundaries, `jobs` walked at
+/// once. `keep` sees every blob as it is listed, so only what it keeps is held in memory;
+/// `progress(n)` is told how many blobs each range listed.
+pub async fn scan_blobs(
+    driver: &Driver,
+    layout: &Layout,
+    jobs: usize,
+    keep: &(dyn Fn(&BlobFile) -> bool + Sync),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(Vec<BlobFile>, Vec<String>)> {
+    let algs = match driver.list(&layout.blobs()).await {
+        Ok(v) => v,
+        Err(e) if e.is_not_found() => return Ok(Default::default()),
+        Err(e) => return Err(e.into()),
+    };
+    let cuts = shard_cuts(range_count(jobs));
+    let mut ranges: Vec<(String, usize)> = Vec::new();
+    for alg in &algs {
+        ranges.extend((0..cuts.len()).map(|r| (alg.to_string(), r)));
+    }
+    let cuts = &cuts;
+    let found: Vec<(Vec<BlobFile>, Vec<String>)> = futures::stream::iter(ranges)
+        .map(|(alg, r)| async move {
+            let (mut kept, mut bad, mut seen) = (Vec::new(), Vec::new(), 0u64);
+            let start = (r > 0).then(|| format!("{alg}/{}", cuts[r]));
+            let end = cuts.get(r + 1).map(String::as_str);
+            walk_range(driver, &alg, start.as_deref(), &mut |fi| {
+                let Some(shard) = first_component(&alg, fi.path.as_str()) else {
+                    return WalkControl::Continue;
+                };
+                if end.is_some_and(|end| shard >= end) {
+                    return WalkControl::Stop;
+                }
+                if r > 0 && shard < cuts[r].as_str() {
+                    return if fi.is_dir {
+                        WalkControl::SkipDir
+                    } else {
+                        WalkControl::Continue
+                    };
+                }
+                if fi.is_dir || fi.path.base_name() != "data" {
+                    return WalkControl::Continue;
+                }
+                seen += 1;
+                match layout.digest_of_blob_path(fi.path.as_str()) {
+                    Some(digest) => {
+                        let b = BlobFile {
+                            digest,
+                            size: fi.size,
+                            mod_time: fi.mod_time,
+                        };
+                        if keep(&b) {
+                            kept.push(b);
+                        }
+                    }
+                    None => bad.push(fi.path.to_string()),
+                }
+                WalkControl::Continue
+            })
+            .await?;
+            progress(seen);
+            Ok::<_, LayoutError>((kept, bad))
+        })
+        .buffer_unordered(jobs.max(1))
+        .try_collect()
+        .await?;
+    let (mut kept, mut bad) = (Vec::new(), Vec::new());
+    for (k, b) in found {
+        kept.extend(k);
+        bad.extend(b);
+    }
+    bad.sort();
+    Ok((kept, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn ranges_grow_with_jobs_within_bounds() {
+        assert_eq!(range_count(0), 16);
+        assert_eq!(range_count(8), 16);
+        assert_eq!(range_count(9), 32);
+        assert_eq!(range_count(32), 64);
+        assert_eq!(range_count(1000), 256);
+    }
+
+    #[test]
+    fn shard_cuts_are_even_two_digit_boundaries() {
+        assert_eq!(shard_cuts(1), names(&["00"]));
+        assert_eq!(shard_cuts(4), names(&["00", "40", "80", "c0"]));
+        assert_eq!(shard_cuts(16)[15], "f0");
+        let all = shard_cuts(256);
+        assert_eq!((all[0].as_str(), all[255].as_str()), ("00", "ff"));
+        assert_eq!(shard_cuts(1000).len(), 256);
+    }
+
+    #[test]
+    fn a_range_never_begins_at_a_name_that_continues_a_sibling_below_slash() {
+        // "lib-a" and "lib.b" continue the sibling "lib" with a byte below `/`: S3 lists them
+        // before "lib/…", the generic walk after, so no range may begin at them. "libx"
+        // sorts after "lib/…" in both orders.
+        let n = names(&["a", "b", "lib", "lib-a", "lib.b", "libx", "z"]);
+        let r = cut(&n, 7);
+        assert_eq!(r["a"], 0);
+        assert_eq!(r["b"], 1);
+        assert_eq!(r["lib"], 2);
+        assert_eq!(r["lib-a"], 2);
+        assert_eq!(r["lib.b"], 2);
+        assert_eq!(r["libx"], 3);
+        assert_eq!(r["z"], 4);
+        // "a-b" continues "a"; "a-b-c" continues "a-b" (and "a").
+        let r = cut(&names(&["a", "a-b", "a-b-c", "c"]), 4);
+        assert_eq!((r["a"], r["a-b"], r["a-b-c"], r["c"]), (0, 0, 0, 1));
+        // One range: everything in it.
+        assert!(cut(&n, 1).values().all(|&v| v == 0));
+        // More ranges than names: one name per range where allowed.
+        assert_eq!(cut(&names(&["a", "b"]), 10)["b"], 1);
+    }
+}

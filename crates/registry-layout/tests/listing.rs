@@ -1,0 +1,234 @@
+//! The partitioned listings against a naive model, on every backend order: in-memory and
+//! filesystem (depth-first walks) and S3 (key order, where `a-b/…` sorts before `a/…`).
+//!
+//! Repository names are generated to hit the cases where the two orders disagree: names that
+//! continue a sibling with `-` or `.`, nested repositories, namespaces of many repositories,
+//! and a single namespace holding everything (which the scan must expand to get ranges).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use regstore_driver_api::{Driver, StorageDriver};
+use regstore_registry_layout::listing::{self, RepoFiles};
+use regstore_registry_layout::{Digest, Layout};
+use regstore_test_support::{s3_env, unique, SplitMix64};
+
+/// What a tree holds, per repository: revision digests, tags (name → current digest and
+/// history) and layer digests; and every blob.
+#[derive(Default, Debug, PartialEq, Eq)]
+struct Model {
+    repos: BTreeMap<String, RepoModel>,
+    blobs: BTreeSet<Digest>,
+}
+
+#[derive(Default, Debug, PartialEq, Eq)]
+struct RepoModel {
+    revisions: BTreeSet<Digest>,
+    tags: BTreeMap<String, BTreeSet<Digest>>,
+    layers: BTreeSet<Digest>,
+}
+
+fn digest(rng: &mut SplitMix64) -> Digest {
+    let bytes: Vec<u8> = (0..8).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
+    Digest::sha256_of(&bytes)
+}
+
+/// Repository names: families that continue each other with `-`, `.` and `/` at several
+/// depths, plus `extra` plain ones under one namespace.
+fn names(rng: &mut SplitMix64, extra: usize) -> Vec<String> {
+    let mut out: Vec<String> = [
+        "a",
+        "a-b",
+        "a.b",
+        "a0",
+        "a/b",
+        "a/b-c",
+        "a/b/c",
+        "lib",
+        "lib-x",
+        "libx",
+        "z",
+        "ns/lib",
+        "ns/lib-1",
+        "ns/lib.2",
+        "ns/lib/inner",
+        "ns/m",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for i in 0..extra {
+        let sep = ["-", ".", "", "/"][(rng.next_u64() % 4) as usize];
+        out.push(format!("big/r{:03}{sep}{}", i % 40, rng.next_u64() % 3));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+async fn fill(driver: &Driver, layout: &Layout, repos: &[String], seed: u64) -> Model {
+    let mut rng = SplitMix64::new(seed);
+    let mut m = Model::default();
+    let mut writes: Vec<(String, String)> = Vec::new();
+    for repo in repos {
+        let rm = m.repos.entry(repo.clone()).or_default();
+        for _ in 0..(1 + rng.next_u64() % 3) {
+            let d = digest(&mut rng);
+            writes.push((layout.revision_link(repo, &d), d.to_string()));
+            m.blobs.insert(d.clone());
+            writes.push((layout.blob_data(&d), "m".into()));
+            if rng.below(2) == 0 {
+                let tag = format!("t{}", rng.next_u64() % 3);
+                writes.push((layout.tag_current_link(repo, &tag), d.to_string()));
+                writes.push((
+                    format!("{}/link", layout.tag_index_entry(repo, &tag, &d)),
+                    d.to_string(),
+                ));
+                rm.tags.entry(tag).or_default().insert(d.clone());
+            }
+            rm.revisions.insert(d);
+        }
+        for _ in 0..(rng.next_u64() % 3) {
+            let d = digest(&mut rng);
+            writes.push((layout.layer_link(repo, &d), d.to_string()));
+            writes.push((layout.blob_data(&d), "l".into()));
+            m.blobs.insert(d.clone());
+            rm.layers.insert(d);
+        }
+        // Upload state is never reported.
+        writes.push((format!("{}/u1/startedat", layout.uploads(repo)), "x".into()));
+    }
+    for (p, c) in writes {
+        driver.put_content(&p, c.into_bytes()).await.unwrap();
+    }
+    m
+}
+
+fn model_of(scan: &BTreeMap<String, RepoFiles>) -> BTreeMap<String, RepoModel> {
+    scan.iter()
+        .map(|(repo, f)| {
+            let rm = RepoModel {
+                revisions: f
+                    .revisions
+                    .iter()
+                    .filter_map(|l| l.dir_digest.clone())
+                    .collect(),
+                tags: f
+                    .tags
+                    .iter()
+                    .map(|t| {
+                        assert!(
+                            t.current.is_some(),
+                            "{repo}:{} has its current link",
+                            t.name
+                        );
+                        (t.name.clone(), t.index.iter().cloned().collect())
+                    })
+                    .collect(),
+                layers: f
+                    .layers
+                    .iter()
+                    .filter_map(|l| l.dir_digest.clone())
+                    .collect(),
+            };
+            (repo.clone(), rm)
+        })
+        .collect()
+}
+
+async fn check(inner: Arc<dyn StorageDriver>, root: &str, seed: u64) {
+    let driver = Driver::new(inner);
+    let layout = Layout::new(root);
+    let mut rng = SplitMix64::new(seed);
+    let repos = names(&mut rng, 120);
+    let model = fill(&driver, &layout, &repos, seed).await;
+    let all = |_: &Digest| true;
+    for jobs in [1, 2, 3, 8, 64] {
+        let scan = listing::scan_repositories(&driver, &layout, jobs, &all)
+            .await
+            .unwrap();
+        assert_eq!(
+            model_of(&scan),
+            model.repos,
+            "repositories, {} with jobs {jobs}",
+            driver.name()
+        );
+        let (blobs, bad) = listing::scan_blobs(&driver, &layout, jobs, &|_| true, &|_| {})
+            .await
+            .unwrap();
+        assert!(bad.is_empty());
+        let listed: Vec<Digest> = blobs.into_iter().map(|b| b.digest).collect();
+        let set: BTreeSet<Digest> = listed.iter().cloned().collect();
+        assert_eq!(set.len(), listed.len(), "each blob once, jobs {jobs}");
+        assert_eq!(
+            set,
+            model.blobs,
+            "blobs, {} with jobs {jobs}",
+            driver.name()
+        );
+    }
+    // The layer filter keeps exactly what it accepts.
+    let first_layer = model
+        .repos
+        .values()
+        .flat_map(|r| r.layers.iter())
+        .next()
+        .cloned();
+    let only = |d: &Digest| Some(d) == first_layer.as_ref();
+    let scan = listing::scan_repositories(&driver, &layout, 4, &only)
+        .await
+        .unwrap();
+    let kept: usize = scan.values().map(|f| f.layers.len()).sum();
+    assert_eq!(kept, usize::from(first_layer.is_some()));
+}
+
+#[tokio::test]
+async fn inmemory_matches_the_model() {
+    check(
+        Arc::new(regstore_driver_inmemory::InMemoryDriver::new()),
+        "/",
+        1,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn filesystem_matches_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    check(
+        Arc::new(regstore_driver_filesystem::FilesystemDriver::new(
+            dir.path(),
+        )),
+        "/",
+        2,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn s3_key_order_matches_the_model() {
+    let Some(env) = s3_env() else { return };
+    let root = format!("/{}", unique("listing"));
+    let config = regstore_driver_s3::S3Config::from_parameters(&env.params(&root)).unwrap();
+    let inner = regstore_driver_s3::S3Driver::new(config).unwrap();
+    inner.ensure_bucket().await.expect("create bucket");
+    check(Arc::new(inner.clone()), "/docker/registry/v2", 3).await;
+    Driver::new(Arc::new(inner))
+        .delete("/docker")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_empty_store_lists_nothing() {
+    let driver = Driver::new(Arc::new(regstore_driver_inmemory::InMemoryDriver::new()));
+    let layout = Layout::default();
+    let scan = listing::scan_repositories(&driver, &layout, 8, &|_| true)
+        .await
+        .unwrap();
+    assert!(scan.is_empty());
+    let (blobs, bad) = listing::scan_blobs(&driver, &layout, 8, &|_| true, &|_| {})
+        .await
+        .unwrap();
+    assert!(blobs.is_empty() && bad.is_empty());
+}
