@@ -468,7 +468,16 @@ pub async fn plan(
     // Phase 1: mark.
     progress.stage("repositories");
     let no_layers = |_: &Digest| false;
-    let repos = listing::scan_repositories(driver, layout, opts.jobs, &no_layers).await?;
+    let jobs = opts.jobs.max(1);
+    let scanned = listing::scan_repositories(
+        driver,
+        layout,
+        jobs,
+        listing::ranges_for(jobs, None),
+        &no_layers,
+    )
+    .await?;
+    let repos = scanned.repos;
     let per_repo: Vec<(Vec<ManifestDeletion>, usize)> = futures::stream::iter(repos.iter())
         .map(|(r, state)| {
             let ctx = &ctx;
@@ -512,7 +521,9 @@ pub async fn plan(
             }
             true
         };
-        listing::scan_blobs(driver, layout, opts.jobs, &keep, &|n| progress.tick(n)).await
+        // At least one blob per mark or layer link: about as many keys as that to list.
+        let ranges = listing::ranges_for(jobs, Some(marks.len() as u64 + scanned.layer_links));
+        listing::scan_blobs(driver, layout, jobs, ranges, &keep, &|n| progress.tick(n)).await
     };
     *lock(&ctx.marks) = marks;
     let (old, bad) = found?;
@@ -531,7 +542,10 @@ pub async fn plan(
     progress.stage("re-scan");
     let candidate_set: HashSet<Digest> = candidates.keys().cloned().collect();
     let is_candidate = |d: &Digest| candidate_set.contains(d);
-    let repos_now = listing::scan_repositories(driver, layout, opts.jobs, &is_candidate).await?;
+    let ranges = listing::ranges_for(jobs, Some(scanned.files));
+    let repos_now = listing::scan_repositories(driver, layout, jobs, ranges, &is_candidate)
+        .await?
+        .repos;
     // Marks of this phase go to a fresh set: a queued manifest they reach is kept.
     let mut marks = std::mem::take(&mut *lock(&ctx.marks));
     let rescans: Vec<(String, RescanRepo)> = futures::stream::iter(repos_now.iter())
@@ -640,30 +654,26 @@ pub async fn sweep(
     let tick = |n: usize| progress.tick(n as u64);
 
     // 1. Tag-history entries of the queued manifests, then their revision files.
-    let entries: Vec<String> = plan
-        .manifests
-        .iter()
-        .flat_map(|m| {
-            m.tags.iter().map(|t| {
-                format!(
-                    "{}/link",
-                    layout.tag_index_entry(&m.repository, t, &m.digest)
-                )
-            })
+    let entries = plan.manifests.iter().flat_map(|m| {
+        m.tags.iter().map(|t| {
+            format!(
+                "{}/link",
+                layout.tag_index_entry(&m.repository, t, &m.digest)
+            )
         })
-        .collect();
-    let failed = delete_batched(driver, &entries, jobs, |_| {}).await;
+    });
+    let failed = delete_batched(driver, entries, jobs, |_| {}).await;
     if let Some(e) = failed.into_error(driver) {
         return (out, Some(e));
     }
-    let mut files: Vec<String> = Vec::new();
-    for m in &plan.manifests {
-        if m.files.is_empty() {
-            files.push(layout.revision_link(&m.repository, &m.digest));
-        }
-        files.extend(m.files.iter().cloned());
-    }
-    let failed = delete_batched(driver, &files, jobs, |_| {}).await;
+    let files = plan.manifests.iter().flat_map(|m| {
+        let link = m
+            .files
+            .is_empty()
+            .then(|| layout.revision_link(&m.repository, &m.digest));
+        link.into_iter().chain(m.files.iter().cloned())
+    });
+    let failed = delete_batched(driver, files, jobs, |_| {}).await;
     out.manifests = plan
         .manifests
         .iter()
@@ -675,26 +685,21 @@ pub async fn sweep(
     }
 
     // 2. Layer links to the blobs about to go.
-    let links: Vec<String> = plan
+    let links = plan
         .layer_links
         .iter()
-        .map(|l| layout.layer_link(&l.repository, &l.digest))
-        .collect();
-    let failed = delete_batched(driver, &links, jobs, tick).await;
-    out.layer_links = links.len() - failed.paths.len();
+        .map(|l| layout.layer_link(&l.repository, &l.digest));
+    let failed = delete_batched(driver, links, jobs, tick).await;
+    out.layer_links = plan.layer_links.len() - failed.paths.len();
     if let Some(e) = failed.into_error(driver) {
         return (out, Some(e));
     }
 
     // 3. Blobs.
-    let data: Vec<String> = plan
-        .blobs
-        .iter()
-        .map(|b| layout.blob_data(&b.digest))
-        .collect();
-    let failed = delete_batched(driver, &data, jobs, tick).await;
-    for (b, p) in plan.blobs.iter().zip(&data) {
-        if !failed.paths.contains(p) {
+    let data = plan.blobs.iter().map(|b| layout.blob_data(&b.digest));
+    let failed = delete_batched(driver, data, jobs, tick).await;
+    for b in &plan.blobs {
+        if failed.paths.is_empty() || !failed.paths.contains(&layout.blob_data(&b.digest)) {
             out.blobs += 1;
             out.bytes += b.size;
         }
@@ -739,15 +744,21 @@ impl Failed {
 
 /// Deletes `paths` with [`Driver::delete_many`], [`SWEEP_BATCH`] per call and `jobs` calls at
 /// once; `done(n)` is told how many of each call are gone. Missing paths count as deleted.
+/// Paths are built as batches are sent, so at most `jobs` batches of them exist at a time (a
+/// sweep of millions of objects does not hold millions of paths).
 async fn delete_batched(
     driver: &Driver,
-    paths: &[String],
+    paths: impl Iterator<Item = String> + Send,
     jobs: usize,
     done: impl Fn(usize),
 ) -> Failed {
     let mut failed = Failed::default();
-    let mut calls = futures::stream::iter(paths.chunks(SWEEP_BATCH))
-        .map(|chunk| async move { (chunk, driver.delete_many(chunk).await) })
+    let mut calls = futures::stream::iter(paths)
+        .chunks(SWEEP_BATCH)
+        .map(|chunk| async move {
+            let r = driver.delete_many(&chunk).await;
+            (chunk, r)
+        })
         .buffer_unordered(jobs);
     while let Some((chunk, r)) = calls.next().await {
         match r {
@@ -760,7 +771,7 @@ async fn delete_batched(
             }
             // Nothing of the chunk was deleted (an invalid path; cannot come from a layout).
             Err(e) => {
-                failed.paths.extend(chunk.iter().cloned());
+                failed.paths.extend(chunk);
                 failed.errors.push(e);
             }
         }

@@ -30,10 +30,22 @@ use crate::layout::Layout;
 use crate::scan::{BlobFile, LinkFile, Tag};
 use crate::Digest;
 
-/// The number of key ranges a listing is cut into for `jobs` concurrent walks: twice `jobs`
-/// (so a slow range does not idle the others), a power of two between 16 and 256.
+/// The most key ranges a listing is cut into for `jobs` concurrent walks: `jobs` rounded up to
+/// a power of two, between 16 and 256. Each range costs up to one request more than a single
+/// chain of pages.
 pub fn range_count(jobs: usize) -> usize {
-    (jobs.max(1) * 2).next_power_of_two().clamp(16, 256)
+    jobs.max(1).next_power_of_two().clamp(16, 256)
+}
+
+/// The ranges to cut a listing of about `expected` keys into (unknown: [`range_count`]): no
+/// more than one per 1000 keys, so the ranges' extra requests never exceed the pages
+/// themselves, and at least one.
+pub fn ranges_for(jobs: usize, expected: Option<u64>) -> usize {
+    let most = range_count(jobs);
+    match expected {
+        None => most,
+        Some(n) => most.min(usize::try_from(n.div_ceil(1000)).unwrap_or(most).max(1)),
+    }
 }
 
 /// Walks `from` starting after `start` (a path below `from`, or none), resuming where the
@@ -213,21 +225,22 @@ type Found = BTreeMap<String, RepoAcc>;
 
 /// Files the walk meets: a path `<repo>/_manifests/…` or `<repo>/_layers/…` where `<repo>`
 /// (one or more components, none starting with `_`) is the repository.
-fn classify(base: &str, fi: &FileInfo, layers: LayerFilter<'_>, out: &mut Found) {
+/// Returns whether the file is a `_layers` link (kept or not).
+fn classify(base: &str, fi: &FileInfo, layers: LayerFilter<'_>, out: &mut Found) -> bool {
     let Some(rel) = fi
         .path
         .as_str()
         .strip_prefix(base)
         .and_then(|r| r.strip_prefix('/'))
     else {
-        return;
+        return false;
     };
     let parts: Vec<&str> = rel.split('/').collect();
     let Some(at) = parts.iter().position(|p| p.starts_with('_')) else {
-        return;
+        return false;
     };
     if at == 0 {
-        return;
+        return false;
     }
     let repo = parts[..at].join("/");
     match &parts[at..] {
@@ -257,18 +270,21 @@ fn classify(base: &str, fi: &FileInfo, layers: LayerFilter<'_>, out: &mut Found)
                     acc.layers.push(link_file(fi, Some(d)));
                 }
             }
+            return true;
         }
         // Uploads, and anything distribution does not write.
         _ => {}
     }
+    false
 }
 
-/// Lists the units of `repositories/`: the directories below it, expanded one level at a
-/// time (at most three) while there are at most a quarter of `target` and some are
-/// namespaces rather than repositories (a directory with a `_…` child is a repository and is
-/// not expanded). Each expansion costs one listing per unit, so at most `target / 4` per level.
+/// Lists the units of `repositories/`: the names below it, or — while there are at most a
+/// quarter as many as `target` — the names one level further down, when every name of a
+/// directory is a namespace (a directory without a `_…` child, so not a repository). A
+/// directory is replaced by its children only as a whole, so no walk covers another's names.
+/// At most three levels; each level costs one listing per name, at most `target / 4`.
 async fn units(driver: &Driver, base: &str, jobs: usize, target: usize) -> Result<Vec<Parent>> {
-    // (parent, child names)
+    // (directory, child names)
     let list = |dir: String| async move {
         match driver.list(&dir).await {
             Ok(children) => Ok((
@@ -287,91 +303,99 @@ async fn units(driver: &Driver, base: &str, jobs: usize, target: usize) -> Resul
     let mut groups: Vec<(String, Vec<String>)> = vec![(base.to_owned(), top)];
     for _ in 0..3 {
         let count: usize = groups.iter().map(|(_, n)| n.len()).sum();
-        // Expanding costs a listing per unit, wasted on units that are repositories; it is
+        // Expanding costs a listing per name, wasted on names that are repositories; it is
         // worth it only while it can multiply the ranges.
         if count * 4 > target || count == 0 {
             break;
         }
-        let dirs: Vec<String> = groups
-            .iter()
-            .flat_map(|(p, names)| {
-                names
-                    .iter()
-                    .filter(|n| !n.starts_with('_'))
-                    .map(move |n| format!("{p}/{n}"))
-            })
-            .collect();
-        let listed: Vec<(String, Vec<String>)> = futures::stream::iter(dirs)
-            .map(list)
-            .buffer_unordered(jobs.max(1))
-            .try_collect()
-            .await?;
-        let expand: HashMap<String, Vec<String>> = listed
-            .into_iter()
-            .filter(|(_, children)| {
-                !children.is_empty() && !children.iter().any(|c| c.starts_with('_'))
-            })
-            .collect();
-        if expand.is_empty() {
-            break;
-        }
         let mut next: Vec<(String, Vec<String>)> = Vec::new();
+        let mut changed = false;
         for (p, names) in groups {
-            let mut kept = Vec::new();
-            for n in names {
-                let full = format!("{p}/{n}");
-                match expand.get(&full) {
-                    Some(children) => next.push((full, children.clone())),
-                    None => kept.push(n),
-                }
+            if names.iter().any(|n| n.starts_with('_')) {
+                next.push((p, names));
+                continue;
             }
-            if !kept.is_empty() {
-                next.push((p, kept));
+            let dirs: Vec<String> = names.iter().map(|n| format!("{p}/{n}")).collect();
+            let listed: Vec<(String, Vec<String>)> = futures::stream::iter(dirs)
+                .map(list)
+                .buffered(jobs.max(1))
+                .try_collect()
+                .await?;
+            if listed
+                .iter()
+                .any(|(_, children)| children.iter().any(|c| c.starts_with('_')))
+            {
+                next.push((p, names));
+                continue;
             }
+            changed = true;
+            next.extend(listed.into_iter().filter(|(_, c)| !c.is_empty()));
         }
         groups = next;
+        if !changed {
+            break;
+        }
     }
     let count: usize = groups.iter().map(|(_, n)| n.len()).sum::<usize>().max(1);
     Ok(groups
         .into_iter()
         .filter(|(_, n)| !n.is_empty())
         .map(|(p, n)| {
-            // Each parent gets ranges in proportion to its share of the units.
+            // Each directory gets ranges in proportion to its share of the units.
             let share = (target * n.len()).div_ceil(count);
             Parent::new(p, n, share)
         })
         .collect())
 }
 
-/// Every revision link, tag and (filtered) layer link of every repository, by repository name,
-/// from a partitioned walk of `repositories/` (`jobs` ranges at once; see the module
-/// documentation). `_layers` links are kept only where `layers` is true; `_uploads` are not
-/// read. A repository with none of these files is absent.
+/// What [`scan_repositories`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepoScan {
+    /// By repository name; a repository with no revision link, tag or kept layer link is absent.
+    pub repos: BTreeMap<String, RepoFiles>,
+    /// Files the walk met below `repositories/` (a size hint for the next listing of it).
+    pub files: u64,
+    /// `_layers` links the walk met, kept or not.
+    pub layer_links: u64,
+}
+
+/// Every revision link, tag and (filtered) layer link of every repository, from a partitioned
+/// walk of `repositories/` in about `ranges` ranges, `jobs` at once (see the module
+/// documentation and [`ranges_for`]). `_layers` links are kept only where `layers` is true;
+/// `_uploads` are not read.
 pub async fn scan_repositories(
     driver: &Driver,
     layout: &Layout,
     jobs: usize,
+    ranges: usize,
     layers: LayerFilter<'_>,
-) -> Result<BTreeMap<String, RepoFiles>> {
+) -> Result<RepoScan> {
     let base = layout.repositories();
-    let parents = units(driver, &base, jobs, range_count(jobs)).await?;
-    let ranges: Vec<(&Parent, usize)> = parents
+    let parents = units(driver, &base, jobs, ranges.max(1)).await?;
+    let walks: Vec<(&Parent, usize)> = parents
         .iter()
         .flat_map(|p| (0..p.firsts.len()).map(move |r| (p, r)))
         .collect();
     let base = &base;
-    let found: Vec<Found> = futures::stream::iter(ranges)
+    let found: Vec<(Found, u64, u64)> = futures::stream::iter(walks)
         .map(|(p, r)| async move {
             let mut out = Found::new();
-            p.walk(driver, r, &mut |fi| classify(base, fi, layers, &mut out))
-                .await?;
-            Ok::<_, LayoutError>(out)
+            let (mut files, mut links) = (0u64, 0u64);
+            p.walk(driver, r, &mut |fi| {
+                files += 1;
+                links += u64::from(classify(base, fi, layers, &mut out));
+            })
+            .await?;
+            Ok::<_, LayoutError>((out, files, links))
         })
         .buffer_unordered(jobs.max(1))
         .try_collect()
         .await?;
     let mut merged: BTreeMap<String, RepoAcc> = BTreeMap::new();
-    for f in found {
+    let (mut files, mut layer_links) = (0, 0);
+    for (f, n, l) in found {
+        files += n;
+        layer_links += l;
         for (repo, acc) in f {
             let m = merged.entry(repo).or_default();
             m.revisions.extend(acc.revisions);
@@ -383,7 +407,7 @@ pub async fn scan_repositories(
             }
         }
     }
-    Ok(merged
+    let repos = merged
         .into_iter()
         .map(|(repo, acc)| {
             let sorted = |mut v: Vec<LinkFile>| {
@@ -407,7 +431,12 @@ pub async fn scan_repositories(
             };
             (repo, files)
         })
-        .collect())
+        .collect();
+    Ok(RepoScan {
+        repos,
+        files,
+        layer_links,
+    })
 }
 
 /// The two-hex-digit shard names at which `ranges` blob ranges begin (the first is `00`).
@@ -420,13 +449,14 @@ fn shard_cuts(ranges: usize) -> Vec<String> {
 
 /// Every blob below `blobs/` that `keep` accepts, and the paths of files named `data` whose
 /// path does not decode (gc stops on them, fsck reports them), from a partitioned walk: each
-/// `blobs/<alg>/` is cut into [`range_count`] ranges at shard boundaries, `jobs` walked at
-/// once. `keep` sees every blob as it is listed, so only what it keeps is held in memory;
+/// `blobs/<alg>/` is cut into `ranges` ranges at shard boundaries (see [`ranges_for`]), `jobs`
+/// walked at once. `keep` sees every blob as it is listed, so only what it keeps is held in memory;
 /// `progress(n)` is told how many blobs each range listed.
 pub async fn scan_blobs(
     driver: &Driver,
     layout: &Layout,
     jobs: usize,
+    ranges: usize,
     keep: &(dyn Fn(&BlobFile) -> bool + Sync),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(Vec<BlobFile>, Vec<String>)> {
@@ -435,13 +465,13 @@ pub async fn scan_blobs(
         Err(e) if e.is_not_found() => return Ok(Default::default()),
         Err(e) => return Err(e.into()),
     };
-    let cuts = shard_cuts(range_count(jobs));
-    let mut ranges: Vec<(String, usize)> = Vec::new();
+    let cuts = shard_cuts(ranges);
+    let mut walks: Vec<(String, usize)> = Vec::new();
     for alg in &algs {
-        ranges.extend((0..cuts.len()).map(|r| (alg.to_string(), r)));
+        walks.extend((0..cuts.len()).map(|r| (alg.to_string(), r)));
     }
     let cuts = &cuts;
-    let found: Vec<(Vec<BlobFile>, Vec<String>)> = futures::stream::iter(ranges)
+    let found: Vec<(Vec<BlobFile>, Vec<String>)> = futures::stream::iter(walks)
         .map(|(alg, r)| async move {
             let (mut kept, mut bad, mut seen) = (Vec::new(), Vec::new(), 0u64);
             let start = (r > 0).then(|| format!("{alg}/{}", cuts[r]));
@@ -506,10 +536,16 @@ mod tests {
     #[test]
     fn ranges_grow_with_jobs_within_bounds() {
         assert_eq!(range_count(0), 16);
-        assert_eq!(range_count(8), 16);
-        assert_eq!(range_count(9), 32);
-        assert_eq!(range_count(32), 64);
+        assert_eq!(range_count(16), 16);
+        assert_eq!(range_count(17), 32);
+        assert_eq!(range_count(32), 32);
         assert_eq!(range_count(1000), 256);
+        assert_eq!(ranges_for(32, None), 32);
+        assert_eq!(ranges_for(32, Some(0)), 1);
+        assert_eq!(ranges_for(32, Some(1000)), 1);
+        assert_eq!(ranges_for(32, Some(1001)), 2);
+        assert_eq!(ranges_for(32, Some(20_000)), 20);
+        assert_eq!(ranges_for(32, Some(u64::MAX)), 32);
     }
 
     #[test]

@@ -136,36 +136,59 @@ fn model_of(scan: &BTreeMap<String, RepoFiles>) -> BTreeMap<String, RepoModel> {
         .collect()
 }
 
+/// Names all below namespaces (as on a registry that serves one organisation): the scan must
+/// expand them, two levels deep for `org/`.
+fn namespaced(rng: &mut SplitMix64) -> Vec<String> {
+    let mut out: Vec<String> = names(rng, 60)
+        .into_iter()
+        .map(|n| {
+            if n.starts_with("big/") {
+                n
+            } else {
+                format!("big/{n}")
+            }
+        })
+        .collect();
+    out.extend(["org/t1/x", "org/t1/x-y", "org/t2/z", "org/t2-b/w"].map(String::from));
+    out.sort();
+    out
+}
+
 async fn check(inner: Arc<dyn StorageDriver>, root: &str, seed: u64) {
     let driver = Driver::new(inner);
-    let layout = Layout::new(root);
     let mut rng = SplitMix64::new(seed);
-    let repos = names(&mut rng, 120);
-    let model = fill(&driver, &layout, &repos, seed).await;
+    let mixed = names(&mut rng, 120);
+    check_tree(&driver, &format!("{root}/mixed"), &mixed, seed).await;
+    let namespaced = namespaced(&mut rng);
+    check_tree(
+        &driver,
+        &format!("{root}/namespaced"),
+        &namespaced,
+        seed + 1,
+    )
+    .await;
+}
+
+async fn check_tree(driver: &Driver, root: &str, repos: &[String], seed: u64) {
+    let layout = Layout::new(root);
+    let model = fill(driver, &layout, repos, seed).await;
     let all = |_: &Digest| true;
-    for jobs in [1, 2, 3, 8, 64] {
-        let scan = listing::scan_repositories(&driver, &layout, jobs, &all)
+    let layers: u64 = model.repos.values().map(|r| r.layers.len() as u64).sum();
+    for (jobs, ranges) in [(1, 1), (1, 7), (2, 2), (4, 16), (8, 3), (64, 256)] {
+        let scan = listing::scan_repositories(driver, &layout, jobs, ranges, &all)
             .await
             .unwrap();
-        assert_eq!(
-            model_of(&scan),
-            model.repos,
-            "repositories, {} with jobs {jobs}",
-            driver.name()
-        );
-        let (blobs, bad) = listing::scan_blobs(&driver, &layout, jobs, &|_| true, &|_| {})
+        let what = format!("{} with jobs {jobs}, ranges {ranges}", driver.name());
+        assert_eq!(model_of(&scan.repos), model.repos, "repositories, {what}");
+        assert_eq!(scan.layer_links, layers, "layer links counted, {what}");
+        let (blobs, bad) = listing::scan_blobs(driver, &layout, jobs, ranges, &|_| true, &|_| {})
             .await
             .unwrap();
         assert!(bad.is_empty());
         let listed: Vec<Digest> = blobs.into_iter().map(|b| b.digest).collect();
         let set: BTreeSet<Digest> = listed.iter().cloned().collect();
-        assert_eq!(set.len(), listed.len(), "each blob once, jobs {jobs}");
-        assert_eq!(
-            set,
-            model.blobs,
-            "blobs, {} with jobs {jobs}",
-            driver.name()
-        );
+        assert_eq!(set.len(), listed.len(), "each blob once, {what}");
+        assert_eq!(set, model.blobs, "blobs, {what}");
     }
     // The layer filter keeps exactly what it accepts.
     let first_layer = model
@@ -175,10 +198,10 @@ async fn check(inner: Arc<dyn StorageDriver>, root: &str, seed: u64) {
         .next()
         .cloned();
     let only = |d: &Digest| Some(d) == first_layer.as_ref();
-    let scan = listing::scan_repositories(&driver, &layout, 4, &only)
+    let scan = listing::scan_repositories(driver, &layout, 4, 4, &only)
         .await
         .unwrap();
-    let kept: usize = scan.values().map(|f| f.layers.len()).sum();
+    let kept: usize = scan.repos.values().map(|f| f.layers.len()).sum();
     assert_eq!(kept, usize::from(first_layer.is_some()));
 }
 
@@ -186,7 +209,7 @@ async fn check(inner: Arc<dyn StorageDriver>, root: &str, seed: u64) {
 async fn inmemory_matches_the_model() {
     check(
         Arc::new(regstore_driver_inmemory::InMemoryDriver::new()),
-        "/",
+        "",
         1,
     )
     .await;
@@ -199,7 +222,7 @@ async fn filesystem_matches_the_model() {
         Arc::new(regstore_driver_filesystem::FilesystemDriver::new(
             dir.path(),
         )),
-        "/",
+        "",
         2,
     )
     .await;
@@ -212,7 +235,7 @@ async fn s3_key_order_matches_the_model() {
     let config = regstore_driver_s3::S3Config::from_parameters(&env.params(&root)).unwrap();
     let inner = regstore_driver_s3::S3Driver::new(config).unwrap();
     inner.ensure_bucket().await.expect("create bucket");
-    check(Arc::new(inner.clone()), "/docker/registry/v2", 3).await;
+    check(Arc::new(inner.clone()), "/docker", 3).await;
     Driver::new(Arc::new(inner))
         .delete("/docker")
         .await
@@ -223,11 +246,11 @@ async fn s3_key_order_matches_the_model() {
 async fn an_empty_store_lists_nothing() {
     let driver = Driver::new(Arc::new(regstore_driver_inmemory::InMemoryDriver::new()));
     let layout = Layout::default();
-    let scan = listing::scan_repositories(&driver, &layout, 8, &|_| true)
+    let scan = listing::scan_repositories(&driver, &layout, 8, 16, &|_| true)
         .await
         .unwrap();
-    assert!(scan.is_empty());
-    let (blobs, bad) = listing::scan_blobs(&driver, &layout, 8, &|_| true, &|_| {})
+    assert!(scan.repos.is_empty() && scan.files == 0);
+    let (blobs, bad) = listing::scan_blobs(&driver, &layout, 8, 16, &|_| true, &|_| {})
         .await
         .unwrap();
     assert!(blobs.is_empty() && bad.is_empty());
