@@ -19,8 +19,9 @@ use crate::digest::{Digest, DigestSet};
 use crate::error::{LayoutError, Result};
 use crate::gc::Progress;
 use crate::layout::Layout;
+use crate::listing::{self, RepoFiles};
 use crate::manifest::Manifest;
-use crate::scan;
+use crate::scan::{self, LinkFile};
 
 /// What a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -150,10 +151,16 @@ impl Ctx<'_> {
         }
     }
 
-    /// Reads a link; a bad one is reported and yields `None`.
-    async fn link(&self, path: &str) -> Result<Option<Digest>> {
+    /// Reads a link; a bad one is reported and yields `None`. A link whose listed ETag proves
+    /// it holds one of `known` is not read (see [`scan::link_etag_names`]).
+    async fn link(&self, l: &LinkFile, known: &[&Digest]) -> Result<Option<Digest>> {
         self.count(0, 1);
-        match scan::read_link(self.driver, path).await {
+        if let Some(etag) = &l.etag {
+            if let Some(d) = known.iter().find(|d| scan::link_etag_names(etag, d)) {
+                return Ok(Some((*d).clone()));
+            }
+        }
+        match scan::read_link(self.driver, &l.path).await {
             Ok(d) => Ok(Some(d)),
             Err(LayoutError::BadLink { path, content }) => {
                 self.report(
@@ -169,12 +176,19 @@ impl Ctx<'_> {
         }
     }
 
-    async fn check_repo(&self, repo: &str) -> Result<()> {
+    async fn check_repo(&self, repo: &str, state: &RepoFiles) -> Result<()> {
         let repair = self.opts.repair;
-        for l in scan::scan_layers(self.driver, self.layout, repo).await? {
-            let Some(d) = self.link(&l.path).await? else {
-                continue;
-            };
+        let jobs = self.opts.jobs.max(1);
+        let layers: Vec<(&LinkFile, Option<Digest>)> = futures::stream::iter(state.layers.iter())
+            .map(|l| async move {
+                let known: Vec<&Digest> = l.dir_digest.iter().collect();
+                Ok::<_, LayoutError>((l, self.link(l, &known).await?))
+            })
+            .buffered(jobs)
+            .try_collect()
+            .await?;
+        for (l, d) in layers {
+            let Some(d) = d else { continue };
             if !self.blobs.contains(&d) {
                 let fixed = repair.dangling_links
                     && self.delete(&self.layout.layer_link_dir(repo, &d)).await?;
@@ -186,22 +200,24 @@ impl Ctx<'_> {
                 );
             }
         }
-        let state = scan::scan_manifests(self.driver, self.layout, repo).await?;
         let mut revisions: HashSet<Digest> = HashSet::new();
-        let links: Vec<(String, Option<Digest>)> =
-            futures::stream::iter(state.revisions.iter())
-                .map(|l| async move {
-                    Ok::<_, LayoutError>((l.path.clone(), self.link(&l.path).await?))
-                })
-                .buffer_unordered(self.opts.jobs.max(1))
-                .try_collect()
-                .await?;
+        let links: Vec<(String, Option<Digest>)> = futures::stream::iter(state.revisions.iter())
+            .map(|l| async move {
+                let known: Vec<&Digest> = l.dir_digest.iter().collect();
+                Ok::<_, LayoutError>((l.path.clone(), self.link(l, &known).await?))
+            })
+            .buffer_unordered(jobs)
+            .try_collect()
+            .await?;
         let mut manifests = Vec::new();
         for (path, d) in links {
             let Some(d) = d else { continue };
             if self.blobs.contains(&d) {
-                revisions.insert(d.clone());
-                manifests.push(d);
+                // Two links naming one manifest (a link whose content is not its directory's
+                // digest): check it once.
+                if revisions.insert(d.clone()) {
+                    manifests.push(d);
+                }
             } else {
                 let fixed = repair.dangling_links
                     && self
@@ -217,7 +233,8 @@ impl Ctx<'_> {
         }
         for t in &state.tags {
             let Some(cur) = &t.current else { continue };
-            let Some(d) = self.link(&cur.path).await? else {
+            let known: Vec<&Digest> = t.index.iter().chain(revisions.iter()).collect();
+            let Some(d) = self.link(cur, &known).await? else {
                 continue;
             };
             if !revisions.contains(&d) {
@@ -234,10 +251,10 @@ impl Ctx<'_> {
         }
         let _: Vec<()> = futures::stream::iter(manifests.iter())
             .map(|d| self.check_manifest(d))
-            .buffer_unordered(self.opts.jobs.max(1))
+            .buffer_unordered(jobs)
             .try_collect()
             .await?;
-        self.check_uploads(repo).await
+        self.check_uploads(&state.uploads).await
     }
 
     async fn check_manifest(&self, d: &Digest) -> Result<()> {
@@ -270,16 +287,16 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    async fn check_uploads(&self, repo: &str) -> Result<()> {
-        let base = self.layout.uploads(repo);
+    async fn check_uploads(&self, startedat: &[LinkFile]) -> Result<()> {
         let now = SystemTime::now();
-        for fi in scan::walk_files(self.driver, &base).await? {
-            if fi.path.base_name() != "startedat" || fi.path.parent().parent().as_str() != base {
-                continue;
-            }
-            let dir = fi.path.parent().to_string();
+        for fi in startedat {
+            let dir = fi
+                .path
+                .strip_suffix("/startedat")
+                .unwrap_or(&fi.path)
+                .to_owned();
             // The content is the start time (RFC 3339); fall back to the file's own time.
-            let started = match self.driver.get_content(fi.path.as_str()).await {
+            let started = match self.driver.get_content(&fi.path).await {
                 Ok(b) => chrono::DateTime::parse_from_rfc3339(String::from_utf8_lossy(&b).trim())
                     .ok()
                     .map(SystemTime::from)
@@ -343,24 +360,23 @@ pub async fn check(
 ) -> Result<FsckReport> {
     let jobs = opts.jobs.max(1);
     progress.stage("blobs");
-    let shards = scan::blob_shards(driver, layout).await?;
-    let mut blobs = DigestSet::new();
-    let mut all: Vec<scan::BlobFile> = Vec::new();
     let mut problems = Vec::new();
-    let found: Vec<(Vec<scan::BlobFile>, Vec<String>)> = futures::stream::iter(shards.iter())
-        .map(|s| scan::scan_shard(driver, layout, s))
-        .buffer_unordered(jobs)
-        .try_collect()
-        .await?;
-    for (v, bad) in found {
-        all.extend(v);
-        problems.extend(bad.into_iter().map(|path| Problem {
-            kind: ProblemKind::CorruptBlob,
-            path,
-            detail: "not a blob path (blobs/<alg>/<2hex>/<hex>/data)".into(),
-            repaired: false,
-        }));
-    }
+    let (all, bad) = listing::scan_blobs(
+        driver,
+        layout,
+        jobs,
+        listing::ranges_for(jobs, None),
+        &|_| true,
+        &|n| progress.tick(n),
+    )
+    .await?;
+    problems.extend(bad.into_iter().map(|path| Problem {
+        kind: ProblemKind::CorruptBlob,
+        path,
+        detail: "not a blob path (blobs/<alg>/<2hex>/<hex>/data)".into(),
+        repaired: false,
+    }));
+    let mut blobs = DigestSet::new();
     for b in &all {
         blobs.insert(&b.digest);
     }
@@ -390,7 +406,16 @@ pub async fn check(
         }
     }
     progress.stage("repositories");
-    let repos = scan::list_repositories(driver, layout, opts.jobs).await?;
+    let all_layers = |_: &Digest| true;
+    let repos = listing::scan_repositories(
+        driver,
+        layout,
+        jobs,
+        listing::ranges_for(jobs, None),
+        &all_layers,
+    )
+    .await?
+    .repos;
     let ctx = Ctx {
         driver,
         layout,
@@ -401,8 +426,8 @@ pub async fn check(
         counts: Mutex::new((0, 0)),
     };
     let _: Vec<()> = futures::stream::iter(repos.iter())
-        .map(|r| async {
-            ctx.check_repo(r).await?;
+        .map(|(r, state)| async {
+            ctx.check_repo(r, state).await?;
             ctx.progress.tick(1);
             Ok::<_, LayoutError>(())
         })

@@ -48,9 +48,10 @@ pub fn ranges_for(jobs: usize, expected: Option<u64>) -> usize {
     }
 }
 
-/// Walks `from` starting after `start` (a path below `from`, or none), resuming where the
-/// filesystem driver reports an empty directory met mid-walk (see [`crate::scan::walk_files`]).
-/// A missing `from` walks nothing.
+/// Walks `from` starting after `start` (a path below `from`, or none). A missing `from` walks
+/// nothing (the filesystem reports it, S3 cannot). regstore's filesystem driver reports an
+/// empty directory met mid-walk (a revision whose link the registry API deleted) as
+/// `PathNotFound` and stops the walk, so the walk is resumed after it with a start-after hint.
 async fn walk_range(
     driver: &Driver,
     from: &str,
@@ -198,6 +199,8 @@ pub struct RepoFiles {
     pub tags: Vec<Tag>,
     /// `_layers/<alg>/<hex>/link` files that the caller's filter kept, sorted by path.
     pub layers: Vec<LinkFile>,
+    /// `_uploads/<id>/startedat` files (incomplete uploads), sorted by path.
+    pub uploads: Vec<LinkFile>,
 }
 
 /// Which files of `_layers` a repository scan keeps (they can be most of the tree).
@@ -209,6 +212,7 @@ struct RepoAcc {
     revisions: Vec<LinkFile>,
     tags: BTreeMap<String, Tag>,
     layers: Vec<LinkFile>,
+    uploads: Vec<LinkFile>,
 }
 
 fn link_file(fi: &FileInfo, digest: Option<Digest>) -> LinkFile {
@@ -272,7 +276,11 @@ fn classify(base: &str, fi: &FileInfo, layers: LayerFilter<'_>, out: &mut Found)
             }
             return true;
         }
-        // Uploads, and anything distribution does not write.
+        ["_uploads", _, "startedat"] => {
+            let acc = out.entry(repo).or_default();
+            acc.uploads.push(link_file(fi, None));
+        }
+        // Upload data, and anything distribution does not write.
         _ => {}
     }
     false
@@ -351,7 +359,8 @@ async fn units(driver: &Driver, base: &str, jobs: usize, target: usize) -> Resul
 /// What [`scan_repositories`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepoScan {
-    /// By repository name; a repository with no revision link, tag or kept layer link is absent.
+    /// By repository name; a repository with no revision link, tag, kept layer link or upload
+    /// is absent.
     pub repos: BTreeMap<String, RepoFiles>,
     /// Files the walk met below `repositories/` (a size hint for the next listing of it).
     pub files: u64,
@@ -362,7 +371,7 @@ pub struct RepoScan {
 /// Every revision link, tag and (filtered) layer link of every repository, from a partitioned
 /// walk of `repositories/` in about `ranges` ranges, `jobs` at once (see the module
 /// documentation and [`ranges_for`]). `_layers` links are kept only where `layers` is true;
-/// `_uploads` are not read.
+/// of `_uploads` only the `startedat` files are kept.
 pub async fn scan_repositories(
     driver: &Driver,
     layout: &Layout,
@@ -400,6 +409,7 @@ pub async fn scan_repositories(
             let m = merged.entry(repo).or_default();
             m.revisions.extend(acc.revisions);
             m.layers.extend(acc.layers);
+            m.uploads.extend(acc.uploads);
             for (name, t) in acc.tags {
                 let mt = m.tags.entry(name).or_default();
                 mt.current = mt.current.take().or(t.current);
@@ -418,6 +428,7 @@ pub async fn scan_repositories(
             let files = RepoFiles {
                 revisions: sorted(acc.revisions),
                 layers: sorted(acc.layers),
+                uploads: sorted(acc.uploads),
                 tags: acc
                     .tags
                     .into_iter()

@@ -91,5 +91,22 @@ async fn plan_reads_manifests_not_links_and_lists_by_range() {
     );
     assert!(range_count(opts.jobs) > REPOS);
 
+    // fsck reads the same way: every revision's manifest (tagged and untagged) and the one
+    // link whose ETag proves nothing.
+    let before = stats.snapshot();
+    let report = regstore_registry_layout::fsck::check(
+        &r.driver,
+        &r.layout,
+        &regstore_registry_layout::fsck::FsckOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let after = stats.snapshot();
+    let used = |op: &str| after.get(op).unwrap_or(&0) - before.get(op).unwrap_or(&0);
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.manifests, 2 * REPOS);
+    assert_eq!(used("GetObject"), 2 * REPOS as u64 + 1, "fsck GETs");
+
     r.driver.delete("/docker").await.unwrap();
 }
