@@ -1,6 +1,8 @@
 //! The generic walk every backend can use, built on `list` and `stat`.
 
-use crate::{FileInfo, Result, StorageDriver, StoragePath, WalkControl, WalkFn, WalkOptions};
+use crate::{
+    Error, FileInfo, Result, StorageDriver, StoragePath, WalkControl, WalkFn, WalkOptions,
+};
 
 /// Walks `from` depth first with `driver.list` and `driver.stat`, children sorted by plain byte
 /// order of their full paths (so `/folder1` < `/folder1-suffix` < `/folder2`, and a directory is
@@ -45,7 +47,11 @@ where
         match walk_dir(driver, &base, Some(after.as_str()), f).await {
             Ok(Flow::Stopped) => return Ok(()),
             Ok(Flow::Finished) => {}
-            Err(e) if e.is_not_found() => {}
+            // This level does not exist: go on with its parent. A path deeper down that
+            // vanished mid-walk is the caller's error to see: swallowing it here would end the
+            // walk early, without a word, at the first ancestor that is `from`.
+            Err(Error::PathNotFound { ref path, .. })
+                if path.trim_end_matches('/') == base.as_str().trim_end_matches('/') => {}
             Err(e) => return Err(e),
         }
         if base == *from {
@@ -141,6 +147,9 @@ mod tests {
     struct TreeDriver {
         files: BTreeMap<String, u64>,
         ghosts: BTreeSet<String>,
+        /// Directories whose stat succeeds but whose listing says not found, as if emptied and
+        /// removed between the two.
+        vanishing: BTreeSet<String>,
     }
 
     impl TreeDriver {
@@ -148,6 +157,7 @@ mod tests {
             TreeDriver {
                 files: paths.iter().map(|p| ((*p).to_owned(), 1)).collect(),
                 ghosts: BTreeSet::new(),
+                vanishing: BTreeSet::new(),
             }
         }
 
@@ -185,7 +195,7 @@ mod tests {
             }
         }
         async fn list(&self, p: &StoragePath) -> Result<Vec<StoragePath>> {
-            if !self.is_dir(p) {
+            if !self.is_dir(p) || self.vanishing.contains(p.as_str()) {
                 return Err(Error::not_found(NAME, p.as_str()));
             }
             let prefix = if p.is_root() {
@@ -277,6 +287,27 @@ mod tests {
             .map(|(p, _)| (*p).to_owned())
             .skip_while(|p| p != first)
             .collect()
+    }
+
+    /// A directory that vanishes mid-walk deep below a resumed walk's levels is reported, not
+    /// taken for a missing level (which ended the walk early, silently, before `/folder4`).
+    #[tokio::test]
+    async fn a_directory_vanishing_during_a_resumed_walk_is_an_error_not_the_end() {
+        let mut d = tree();
+        d.vanishing.insert("/folder3/subfolder1".to_owned());
+        let (seen, res) = run(&d, "/", Some("/folder1"), |_| Ok(WalkControl::Continue)).await;
+        match res {
+            Err(Error::PathNotFound { path, .. }) => assert_eq!(path, "/folder3/subfolder1"),
+            other => panic!("expected the vanished directory, got {other:?}"),
+        }
+        assert_eq!(seen.last().map(String::as_str), Some("/folder3/subfolder1"));
+        // Resuming after it, as callers do, visits the rest.
+        let (rest, res) = run(&d, "/", Some("/folder3/subfolder1"), |_| {
+            Ok(WalkControl::Continue)
+        })
+        .await;
+        res.unwrap();
+        assert_eq!(rest, all_from("/folder3/subfolder2"));
     }
 
     #[tokio::test]

@@ -44,7 +44,8 @@ pub struct GcOptions {
     /// Nothing modified after `start − min_age` is deleted (see `docs/gc.md` for the race
     /// argument).
     pub min_age: Duration,
-    /// Listings, reads and deletes running at once (at least 1).
+    /// Listings running at once, reads running at once, and deletes running at once (each at
+    /// least 1): up to `2 × jobs` requests in flight while marking.
     pub jobs: usize,
     /// Record unparseable manifests and bad link files and go on (keeping the manifest, but
     /// not what it may reference) instead of stopping before any delete.
@@ -156,6 +157,9 @@ struct Ctx<'a> {
     marks: Mutex<DigestSet>,
     bad: Mutex<Vec<String>>,
     progress: &'a dyn Progress,
+    /// Reads (links, manifests) in flight, at most `jobs` whatever the nesting of ranges,
+    /// repositories and manifests above them.
+    reads: tokio::sync::Semaphore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -193,6 +197,7 @@ impl Ctx<'_> {
     /// `Ok(None)` (the caller keeps what it may name). An empty old link, or any other bad
     /// content, stays [`LayoutError::BadLink`].
     async fn read_live_link(&self, path: &str) -> Result<Option<Digest>> {
+        let _permit = self.reads.acquire().await.ok();
         let mut pause = Duration::from_millis(10);
         for _ in 0..3 {
             match scan::read_link(self.driver, path).await {
@@ -214,7 +219,11 @@ impl Ctx<'_> {
     /// index) to visit next. A missing blob is skipped silently, as distribution does.
     async fn visit(&self, d: &Digest) -> Result<Vec<Digest>> {
         let path = self.layout.blob_data(d);
-        let bytes = match self.driver.get_content(&path).await {
+        let read = {
+            let _permit = self.reads.acquire().await.ok();
+            self.driver.get_content(&path).await
+        };
+        let bytes = match read {
             Ok(b) => b,
             Err(e) if e.is_not_found() => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
@@ -435,6 +444,14 @@ impl Ctx<'_> {
     }
 }
 
+/// Phase 1's result for one range of repositories.
+struct MarkedRange {
+    marked: Vec<(Vec<ManifestDeletion>, usize)>,
+    names: Vec<String>,
+    files: u64,
+    layer_links: u64,
+}
+
 #[derive(Default)]
 struct RescanRepo {
     saved: Vec<Digest>,
@@ -463,40 +480,62 @@ pub async fn plan(
         marks: Mutex::new(DigestSet::new()),
         bad: Mutex::new(Vec::new()),
         progress,
+        reads: tokio::sync::Semaphore::new(opts.jobs.max(1)),
     };
 
     // Phase 1: mark.
     progress.stage("repositories");
     let no_layers = |_: &Digest| false;
     let jobs = opts.jobs.max(1);
-    let scanned = listing::scan_repositories(
-        driver,
-        layout,
-        jobs,
-        listing::ranges_for(jobs, None),
-        &no_layers,
-    )
-    .await?;
-    let repos = scanned.repos;
-    let per_repo: Vec<(Vec<ManifestDeletion>, usize)> = futures::stream::iter(repos.iter())
-        .map(|(r, state)| {
-            let ctx = &ctx;
+    // Range by range: each range's repositories are marked as soon as it is listed, and only
+    // the ranges in flight are held.
+    let ranges =
+        listing::RepoRanges::discover(driver, layout, jobs, listing::ranges_for(jobs, None))
+            .await?;
+    let per_range: Vec<MarkedRange> = futures::stream::iter(0..ranges.len())
+        .map(|i| {
+            let (ctx, ranges, no_layers) = (&ctx, &ranges, &no_layers);
             async move {
-                let out = ctx.mark_repo(r, state).await?;
-                Ok::<_, LayoutError>(out)
+                let scan = ranges.scan(driver, i, no_layers).await?;
+                let marked: Vec<(Vec<ManifestDeletion>, usize)> =
+                    futures::stream::iter(scan.repos.iter())
+                        .map(|(r, state)| ctx.mark_repo(r, state))
+                        .buffer_unordered(ctx.jobs())
+                        .try_collect()
+                        .await?;
+                Ok::<_, LayoutError>(MarkedRange {
+                    marked,
+                    names: scan.repos.into_keys().collect(),
+                    files: scan.files,
+                    layer_links: scan.layer_links,
+                })
             }
         })
-        .buffer_unordered(ctx.jobs())
+        .buffer_unordered(jobs)
         .try_collect()
         .await?;
-    let repositories = repos.len();
-    drop(repos);
+    let mut names: HashSet<String> = HashSet::new();
+    let (mut files_seen, mut layer_links_seen) = (0u64, 0u64);
+    let mut per_repo: Vec<(Vec<ManifestDeletion>, usize)> = Vec::new();
+    for r in per_range {
+        names.extend(r.names);
+        files_seen += r.files;
+        layer_links_seen += r.layer_links;
+        per_repo.extend(r.marked);
+    }
+    let repositories = names.len();
+    drop(names);
     let mut queued: Vec<ManifestDeletion> = Vec::new();
     let mut kept_young_manifests = 0;
     for (q, y) in per_repo {
         queued.extend(q);
         kept_young_manifests += y;
     }
+    // A repository created during the listing can be met by two ranges: queue it once.
+    queued.sort_by(|a, b| {
+        (a.repository.as_str(), &a.digest).cmp(&(b.repository.as_str(), &b.digest))
+    });
+    queued.dedup_by(|a, b| a.repository == b.repository && a.digest == b.digest);
     lock(&ctx.marks).seal();
 
     // Phase 2: candidate blobs. Each blob is filtered against the sealed mark set as it is
@@ -522,7 +561,7 @@ pub async fn plan(
             true
         };
         // At least one blob per mark or layer link: about as many keys as that to list.
-        let ranges = listing::ranges_for(jobs, Some(marks.len() as u64 + scanned.layer_links));
+        let ranges = listing::ranges_for(jobs, Some(marks.len() as u64 + layer_links_seen));
         listing::scan_blobs(driver, layout, jobs, ranges, &keep, &|n| progress.tick(n)).await
     };
     *lock(&ctx.marks) = marks;
@@ -542,25 +581,36 @@ pub async fn plan(
     progress.stage("re-scan");
     let candidate_set: HashSet<Digest> = candidates.keys().cloned().collect();
     let is_candidate = |d: &Digest| candidate_set.contains(d);
-    let ranges = listing::ranges_for(jobs, Some(scanned.files));
-    let repos_now = listing::scan_repositories(driver, layout, jobs, ranges, &is_candidate)
-        .await?
-        .repos;
+    let ranges = listing::RepoRanges::discover(
+        driver,
+        layout,
+        jobs,
+        listing::ranges_for(jobs, Some(files_seen)),
+    )
+    .await?;
     // Marks of this phase go to a fresh set: a queued manifest they reach is kept.
     let mut marks = std::mem::take(&mut *lock(&ctx.marks));
-    let rescans: Vec<(String, RescanRepo)> = futures::stream::iter(repos_now.iter())
-        .map(|(r, state)| {
-            let (ctx, candidate_set) = (&ctx, &candidate_set);
+    let rescans: Vec<Vec<(String, RescanRepo)>> = futures::stream::iter(0..ranges.len())
+        .map(|i| {
+            let (ctx, ranges, candidate_set, is_candidate) =
+                (&ctx, &ranges, &candidate_set, &is_candidate);
             async move {
-                let out = ctx.rescan_repo(state, candidate_set).await?;
-                ctx.progress.tick(1);
-                Ok::<_, LayoutError>((r.clone(), out))
+                let scan = ranges.scan(driver, i, is_candidate).await?;
+                futures::stream::iter(scan.repos)
+                    .map(|(r, state)| async move {
+                        let out = ctx.rescan_repo(&state, candidate_set).await?;
+                        ctx.progress.tick(1);
+                        Ok::<_, LayoutError>((r, out))
+                    })
+                    .buffer_unordered(ctx.jobs())
+                    .try_collect()
+                    .await
             }
         })
-        .buffer_unordered(ctx.jobs())
+        .buffer_unordered(jobs)
         .try_collect()
         .await?;
-    drop(repos_now);
+    let rescans: Vec<(String, RescanRepo)> = rescans.into_iter().flatten().collect();
     let mut late = std::mem::take(&mut *lock(&ctx.marks));
     late.seal();
     marks.extend(&late);

@@ -39,13 +39,14 @@ pub fn range_count(jobs: usize) -> usize {
 
 /// The ranges to cut a listing of about `expected` keys into (unknown: [`range_count`]): no
 /// more than one per 1000 keys, so the ranges' extra requests never exceed the pages
-/// themselves, and at least one.
+/// themselves; at least one; and on a large listing more than `jobs` — up to 256, one per
+/// 100,000 keys — so that a caller holding what the ranges in flight found holds only part of
+/// the listing.
 pub fn ranges_for(jobs: usize, expected: Option<u64>) -> usize {
     let most = range_count(jobs);
-    match expected {
-        None => most,
-        Some(n) => most.min(usize::try_from(n.div_ceil(1000)).unwrap_or(most).max(1)),
-    }
+    let Some(n) = expected else { return most };
+    let per = |keys: u64| usize::try_from(n.div_ceil(keys)).unwrap_or(usize::MAX);
+    per(1000).min(most.max(per(100_000)).min(256)).max(1)
 }
 
 /// Walks `from` starting after `start` (a path below `from`, or none). A missing `from` walks
@@ -74,16 +75,17 @@ async fn walk_range(
         match r {
             Ok(()) => return Ok(()),
             Err(_) if stopped => return Ok(()),
-            Err(regstore_driver_api::Error::PathNotFound { path, .. })
+            Err(regstore_driver_api::Error::PathNotFound { path, driver })
                 if path.trim_end_matches('/') != from.trim_end_matches('/') =>
             {
-                let Some(hint) = StoragePath::parse(&path) else {
-                    return Ok(());
-                };
-                // Each resume passes one more path; the same hint twice would loop.
-                if options.start_after.as_ref() == Some(&hint) {
-                    return Ok(());
-                }
+                // Each resume passes one more path; a path that cannot be a hint, or the same
+                // one twice, would loop. Ending quietly would drop the rest of the range (and
+                // with it marks), so it is an error.
+                let hint = StoragePath::parse(&path)
+                    .filter(|h| options.start_after.as_ref() != Some(h))
+                    .ok_or_else(|| {
+                        LayoutError::from(regstore_driver_api::Error::not_found(driver, &path))
+                    })?;
                 options = WalkOptions::start_after(hint);
             }
             Err(e) if e.is_not_found() => return Ok(()),
@@ -368,10 +370,148 @@ pub struct RepoScan {
     pub layer_links: u64,
 }
 
-/// Every revision link, tag and (filtered) layer link of every repository, from a partitioned
-/// walk of `repositories/` in about `ranges` ranges, `jobs` at once (see the module
-/// documentation and [`ranges_for`]). `_layers` links are kept only where `layers` is true;
-/// of `_uploads` only the `startedat` files are kept.
+/// The key ranges of `repositories/`, found once by [`RepoRanges::discover`]; each is then
+/// scanned on its own, so a caller can process ranges as they arrive and hold only the ranges
+/// in flight.
+#[derive(Debug)]
+pub struct RepoRanges {
+    base: String,
+    parents: Vec<Parent>,
+    /// (parent index, range index within it)
+    walks: Vec<(usize, usize)>,
+}
+
+impl std::fmt::Debug for Parent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parent")
+            .field("path", &self.path)
+            .field("ranges", &self.firsts.len())
+            .finish()
+    }
+}
+
+impl RepoRanges {
+    /// Lists the units of `repositories/` (delimiter listings; see the module documentation)
+    /// and cuts them into about `ranges` ranges.
+    pub async fn discover(
+        driver: &Driver,
+        layout: &Layout,
+        jobs: usize,
+        ranges: usize,
+    ) -> Result<Self> {
+        let base = layout.repositories();
+        let parents = units(driver, &base, jobs, ranges.max(1)).await?;
+        let walks = parents
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| (0..p.firsts.len()).map(move |r| (i, r)))
+            .collect();
+        Ok(RepoRanges {
+            base,
+            parents,
+            walks,
+        })
+    }
+
+    /// The number of ranges.
+    pub fn len(&self) -> usize {
+        self.walks.len()
+    }
+
+    /// Whether there is nothing to scan (no `repositories/`, or it is empty).
+    pub fn is_empty(&self) -> bool {
+        self.walks.is_empty()
+    }
+
+    /// Scans range `i` (`0..len()`): the revision links, tags, (filtered) layer links and
+    /// uploads of every repository in it. A repository's files are never split between ranges
+    /// (a range is a set of whole directories); one created after [`discover`](Self::discover)
+    /// may be met, whole, by two ranges.
+    pub async fn scan(
+        &self,
+        driver: &Driver,
+        i: usize,
+        layers: LayerFilter<'_>,
+    ) -> Result<RepoScan> {
+        let Some(&(p, r)) = self.walks.get(i) else {
+            return Ok(RepoScan::default());
+        };
+        let mut out = Found::new();
+        let (mut files, mut layer_links) = (0u64, 0u64);
+        let base = &self.base;
+        self.parents[p]
+            .walk(driver, r, &mut |fi| {
+                files += 1;
+                layer_links += u64::from(classify(base, fi, layers, &mut out));
+            })
+            .await?;
+        Ok(RepoScan {
+            repos: out
+                .into_iter()
+                .map(|(repo, acc)| (repo, acc.finish()))
+                .collect(),
+            files,
+            layer_links,
+        })
+    }
+}
+
+impl RepoAcc {
+    fn finish(self) -> RepoFiles {
+        let mut f = RepoFiles {
+            revisions: self.revisions,
+            layers: self.layers,
+            uploads: self.uploads,
+            tags: self
+                .tags
+                .into_iter()
+                .map(|(name, mut t)| {
+                    t.name = name;
+                    t
+                })
+                .collect(),
+        };
+        f.normalize();
+        f
+    }
+}
+
+impl RepoFiles {
+    /// Sorts every list and drops duplicates (the same path met twice).
+    fn normalize(&mut self) {
+        for v in [&mut self.revisions, &mut self.layers, &mut self.uploads] {
+            v.sort_by(|a, b| a.path.cmp(&b.path));
+            v.dedup_by(|a, b| a.path == b.path);
+        }
+        for t in &mut self.tags {
+            t.index.sort();
+            t.index.dedup();
+        }
+    }
+
+    /// Adds what another range found for the same repository.
+    fn merge(&mut self, other: RepoFiles) {
+        self.revisions.extend(other.revisions);
+        self.layers.extend(other.layers);
+        self.uploads.extend(other.uploads);
+        for t in other.tags {
+            match self.tags.iter_mut().find(|x| x.name == t.name) {
+                Some(x) => {
+                    x.current = x.current.take().or(t.current);
+                    x.index.extend(t.index);
+                }
+                None => self.tags.push(t),
+            }
+        }
+        self.tags.sort_by(|a, b| a.name.cmp(&b.name));
+        self.normalize();
+    }
+}
+
+/// Every revision link, tag, (filtered) layer link and upload of every repository, from a
+/// partitioned walk of `repositories/` in about `ranges` ranges, `jobs` at once (see the
+/// module documentation and [`ranges_for`]), merged. Holds the whole result; a caller that
+/// can work range by range uses [`RepoRanges`] and holds only the ranges in flight.
 pub async fn scan_repositories(
     driver: &Driver,
     layout: &Layout,
@@ -379,75 +519,26 @@ pub async fn scan_repositories(
     ranges: usize,
     layers: LayerFilter<'_>,
 ) -> Result<RepoScan> {
-    let base = layout.repositories();
-    let parents = units(driver, &base, jobs, ranges.max(1)).await?;
-    let walks: Vec<(&Parent, usize)> = parents
-        .iter()
-        .flat_map(|p| (0..p.firsts.len()).map(move |r| (p, r)))
-        .collect();
-    let base = &base;
-    let found: Vec<(Found, u64, u64)> = futures::stream::iter(walks)
-        .map(|(p, r)| async move {
-            let mut out = Found::new();
-            let (mut files, mut links) = (0u64, 0u64);
-            p.walk(driver, r, &mut |fi| {
-                files += 1;
-                links += u64::from(classify(base, fi, layers, &mut out));
-            })
-            .await?;
-            Ok::<_, LayoutError>((out, files, links))
-        })
+    let ranges = RepoRanges::discover(driver, layout, jobs, ranges).await?;
+    let found: Vec<RepoScan> = futures::stream::iter(0..ranges.len())
+        .map(|i| ranges.scan(driver, i, layers))
         .buffer_unordered(jobs.max(1))
         .try_collect()
         .await?;
-    let mut merged: BTreeMap<String, RepoAcc> = BTreeMap::new();
-    let (mut files, mut layer_links) = (0, 0);
-    for (f, n, l) in found {
-        files += n;
-        layer_links += l;
-        for (repo, acc) in f {
-            let m = merged.entry(repo).or_default();
-            m.revisions.extend(acc.revisions);
-            m.layers.extend(acc.layers);
-            m.uploads.extend(acc.uploads);
-            for (name, t) in acc.tags {
-                let mt = m.tags.entry(name).or_default();
-                mt.current = mt.current.take().or(t.current);
-                mt.index.extend(t.index);
+    let mut out = RepoScan::default();
+    for f in found {
+        out.files += f.files;
+        out.layer_links += f.layer_links;
+        for (repo, files) in f.repos {
+            match out.repos.entry(repo) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(files);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(files),
             }
         }
     }
-    let repos = merged
-        .into_iter()
-        .map(|(repo, acc)| {
-            let sorted = |mut v: Vec<LinkFile>| {
-                v.sort_by(|a, b| a.path.cmp(&b.path));
-                v.dedup_by(|a, b| a.path == b.path);
-                v
-            };
-            let files = RepoFiles {
-                revisions: sorted(acc.revisions),
-                layers: sorted(acc.layers),
-                uploads: sorted(acc.uploads),
-                tags: acc
-                    .tags
-                    .into_iter()
-                    .map(|(name, mut t)| {
-                        t.name = name;
-                        t.index.sort();
-                        t.index.dedup();
-                        t
-                    })
-                    .collect(),
-            };
-            (repo, files)
-        })
-        .collect();
-    Ok(RepoScan {
-        repos,
-        files,
-        layer_links,
-    })
+    Ok(out)
 }
 
 /// The two-hex-digit shard names at which `ranges` blob ranges begin (the first is `00`).
@@ -556,7 +647,9 @@ mod tests {
         assert_eq!(ranges_for(32, Some(1000)), 1);
         assert_eq!(ranges_for(32, Some(1001)), 2);
         assert_eq!(ranges_for(32, Some(20_000)), 20);
-        assert_eq!(ranges_for(32, Some(u64::MAX)), 32);
+        assert_eq!(ranges_for(32, Some(3_200_000)), 32);
+        assert_eq!(ranges_for(32, Some(6_400_000)), 64);
+        assert_eq!(ranges_for(32, Some(u64::MAX)), 256);
     }
 
     #[test]
