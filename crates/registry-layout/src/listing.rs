@@ -13,9 +13,9 @@
 //!
 //! Walk order differs by backend: S3 lists in key order (`a-b/…` before `a/…`, because `-`
 //! sorts before `/`), the generic walk depth first (`a/…` before `a-b/…`). The two agree on
-//! siblings unless one name is a prefix of the other, so a range never begins at a name that
-//! has a sibling as a proper prefix; then every name of an earlier range comes before every
-//! name of a later one in both orders. A walk skips entries of other known ranges and stops at
+//! siblings unless one name continues another with a byte below `/` (`-` or `.`), so a range
+//! never begins at such a name; then every name of an earlier range comes before every name
+//! of a later one in both orders. A walk skips entries of other known ranges and stops at
 //! the first entry of a later range; entries of a name that appeared after the units were
 //! listed (a repository pushed meanwhile) are kept by whichever walk meets them (callers
 //! de-duplicate by path).
@@ -64,17 +64,9 @@ async fn walk_range(
         None => WalkOptions::default(),
     };
     loop {
-        let mut stopped = false;
-        let r = driver
-            .walk(from, &options, |fi| {
-                let c = f(fi);
-                stopped = c == WalkControl::Stop;
-                Ok(c)
-            })
-            .await;
+        let r = driver.walk(from, &options, |fi| Ok(f(fi))).await;
         match r {
             Ok(()) => return Ok(()),
-            Err(_) if stopped => return Ok(()),
             Err(regstore_driver_api::Error::PathNotFound { path, driver })
                 if path.trim_end_matches('/') != from.trim_end_matches('/') =>
             {
@@ -192,7 +184,7 @@ impl Parent {
     }
 }
 
-/// Every file below `repositories/`, grouped by repository, from a partitioned walk.
+/// What a scan of `repositories/` keeps of one repository.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepoFiles {
     /// Files named `link` below `_manifests/revisions/`, sorted by path.
@@ -229,9 +221,9 @@ fn link_file(fi: &FileInfo, digest: Option<Digest>) -> LinkFile {
 /// Files one range walk of `repositories/` found, by repository.
 type Found = BTreeMap<String, RepoAcc>;
 
-/// Files the walk meets: a path `<repo>/_manifests/…` or `<repo>/_layers/…` where `<repo>`
-/// (one or more components, none starting with `_`) is the repository.
-/// Returns whether the file is a `_layers` link (kept or not).
+/// Files the walk meets go to their repository: in `<repo>/_manifests/…`, `<repo>/_layers/…`
+/// or `<repo>/_uploads/…`, `<repo>` (one or more components, none starting with `_`) is the
+/// repository. Returns whether the file is a `_layers` link (kept or not).
 fn classify(base: &str, fi: &FileInfo, layers: LayerFilter<'_>, out: &mut Found) -> bool {
     let Some(rel) = fi
         .path

@@ -10,15 +10,12 @@ use std::time::Duration;
 use common::Reg;
 use regstore_registry_layout::gc::{self, GcOptions, NoProgress};
 use regstore_registry_layout::listing::range_count;
-use regstore_test_support::{s3_env, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_reads_manifests_not_links_and_lists_by_range() {
-    let Some(env) = s3_env() else { return };
-    let root = format!("/{}", unique("gc-requests"));
-    let config = regstore_driver_s3::S3Config::from_parameters(&env.params(&root)).unwrap();
-    let s3 = regstore_driver_s3::S3Driver::new(config).unwrap();
-    s3.ensure_bucket().await.expect("create bucket");
+    let Some(s3) = common::s3_driver("gc-requests").await else {
+        return;
+    };
     let mut r = Reg::on(Arc::new(s3.clone()));
 
     const REPOS: usize = 12;

@@ -5,13 +5,15 @@
 //! continue a sibling with `-` or `.`, nested repositories, namespaces of many repositories,
 //! and a single namespace holding everything (which the scan must expand to get ranges).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use regstore_driver_api::{Driver, StorageDriver};
 use regstore_registry_layout::listing::{self, RepoFiles};
 use regstore_registry_layout::{Digest, Layout};
-use regstore_test_support::{s3_env, unique, SplitMix64};
+use regstore_test_support::SplitMix64;
 
 /// What a tree holds, per repository: revision digests, tags (name → current digest and
 /// history) and layer digests; and every blob.
@@ -230,11 +232,9 @@ async fn filesystem_matches_the_model() {
 
 #[tokio::test]
 async fn s3_key_order_matches_the_model() {
-    let Some(env) = s3_env() else { return };
-    let root = format!("/{}", unique("listing"));
-    let config = regstore_driver_s3::S3Config::from_parameters(&env.params(&root)).unwrap();
-    let inner = regstore_driver_s3::S3Driver::new(config).unwrap();
-    inner.ensure_bucket().await.expect("create bucket");
+    let Some(inner) = common::s3_driver("listing").await else {
+        return;
+    };
     check(Arc::new(inner.clone()), "/docker", 3).await;
     Driver::new(Arc::new(inner))
         .delete("/docker")

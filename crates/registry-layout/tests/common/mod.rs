@@ -147,3 +147,16 @@ impl Reg {
         self.exists(&self.layout.blob_data(d)).await
     }
 }
+
+/// An S3 driver on the `REGSTORE_S3_*` server, on a fresh root directory named after `prefix`,
+/// its bucket created; `None` (after `unavailable` said why) without a server.
+pub async fn s3_driver(prefix: &str) -> Option<regstore_driver_s3::S3Driver> {
+    let env = regstore_test_support::s3_env()?;
+    let root = format!("/{}", regstore_test_support::unique(prefix));
+    let config = regstore_driver_s3::S3Config::from_parameters(&env.params(&root))
+        .unwrap_or_else(|e| panic!("S3 test configuration: {e}"));
+    let s3 =
+        regstore_driver_s3::S3Driver::new(config).unwrap_or_else(|e| panic!("S3 test driver: {e}"));
+    s3.ensure_bucket().await.expect("create bucket");
+    Some(s3)
+}
