@@ -391,7 +391,8 @@ mod server_tests {
 
     async fn get_bytes(conn: &S3Connection, key: &str) -> Vec<u8> {
         // moto (the virtual-hosted tests' server) now and then answers a GET under load with
-        // its generic HTML 500 page; an SDK retries that, so the test does too, twice.
+        // its generic HTML 500 page; the driver's dispatcher retries such answers, so the test
+        // does too, twice, by the same rule.
         let mut attempt = 0;
         let out = loop {
             let r = conn
@@ -404,7 +405,8 @@ mod server_tests {
                 .await;
             match r {
                 Err(rusoto_core::RusotoError::Unknown(ref resp))
-                    if resp.status.is_server_error() && attempt < 2 =>
+                    if crate::retry::retryable_status(resp.status.as_u16(), &resp.body)
+                        && attempt < 2 =>
                 {
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;

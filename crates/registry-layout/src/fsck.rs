@@ -103,7 +103,7 @@ pub struct FsckReport {
     pub repositories: usize,
     /// Manifests parsed.
     pub manifests: usize,
-    /// Links read (layer, revision and tag).
+    /// Links checked (layer, revision and tag), read or proved by their ETag.
     pub links: usize,
     /// Every finding, sorted by kind and path.
     pub problems: Vec<Problem>,
@@ -152,13 +152,11 @@ impl Ctx<'_> {
     }
 
     /// Reads a link; a bad one is reported and yields `None`. A link whose listed ETag proves
-    /// it holds one of `known` is not read (see [`scan::link_etag_names`]).
+    /// it holds one of `known` is not read (see [`scan::proven_digest`]).
     async fn link(&self, l: &LinkFile, known: &[&Digest]) -> Result<Option<Digest>> {
         self.count(0, 1);
-        if let Some(etag) = &l.etag {
-            if let Some(d) = known.iter().find(|d| scan::link_etag_names(etag, d)) {
-                return Ok(Some((*d).clone()));
-            }
+        if let Some(d) = scan::proven_digest(l, known.iter().copied()) {
+            return Ok(Some(d.clone()));
         }
         match scan::read_link(self.driver, &l.path).await {
             Ok(d) => Ok(Some(d)),

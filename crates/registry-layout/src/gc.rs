@@ -277,11 +277,8 @@ impl Ctx<'_> {
         let read: Vec<(LinkFile, Result<Option<Digest>>)> =
             futures::stream::iter(links.iter().cloned())
                 .map(|l| async move {
-                    if let (Some(d), Some(etag)) = (&l.dir_digest, &l.etag) {
-                        if scan::link_etag_names(etag, d) {
-                            let d = d.clone();
-                            return (l, Ok(Some(d)));
-                        }
+                    if let Some(d) = scan::proven_digest(&l, &l.dir_digest).cloned() {
+                        return (l, Ok(Some(d)));
                     }
                     let r = self.read_live_link(&l.path).await;
                     (l, r)
@@ -323,12 +320,10 @@ impl Ctx<'_> {
     /// The digest a tag's `current/link` names: proved by its ETag when that matches one of
     /// `known` (the tag's history and the repository's revisions), else read.
     async fn read_tag(&self, cur: &LinkFile, known: &[&Digest]) -> Result<Option<Digest>> {
-        if let Some(etag) = &cur.etag {
-            if let Some(d) = known.iter().find(|d| scan::link_etag_names(etag, d)) {
-                return Ok(Some((*d).clone()));
-            }
+        match scan::proven_digest(cur, known.iter().copied()) {
+            Some(d) => Ok(Some(d.clone())),
+            None => self.read_live_link(&cur.path).await,
         }
-        self.read_live_link(&cur.path).await
     }
 
     /// Phase 1 for one repository: marks, and returns the untagged manifests to delete if
@@ -410,20 +405,14 @@ impl Ctx<'_> {
         Ok((queued, young))
     }
 
-    /// Phase 3 for one repository: young and old layer links to candidates; every young
-    /// revision is visited (marked with what it references, children followed wherever their
-    /// blob is: conservative) and reported, so a queued revision that was re-pushed is kept.
-    async fn rescan_repo(
-        &self,
-        state: &RepoFiles,
-        candidates: &HashSet<Digest>,
-    ) -> Result<RescanRepo> {
+    /// Phase 3 for one repository, whose scan kept only the layer links to candidates: young
+    /// and old layer links to candidates; every young revision is visited (marked with what it
+    /// references, children followed wherever their blob is: conservative) and reported, so a
+    /// queued revision that was re-pushed is kept.
+    async fn rescan_repo(&self, state: &RepoFiles) -> Result<RescanRepo> {
         let mut out = RescanRepo::default();
         for l in &state.layers {
             let Some(d) = &l.dir_digest else { continue };
-            if !candidates.contains(d) {
-                continue;
-            }
             if is_young(l.mod_time, self.cutoff) {
                 out.saved.push(d.clone());
             } else {
@@ -516,21 +505,19 @@ pub async fn plan(
         .await?;
     let mut names: HashSet<String> = HashSet::new();
     let (mut files_seen, mut layer_links_seen) = (0u64, 0u64);
-    let mut per_repo: Vec<(Vec<ManifestDeletion>, usize)> = Vec::new();
+    let mut queued: Vec<ManifestDeletion> = Vec::new();
+    let mut kept_young_manifests = 0;
     for r in per_range {
         names.extend(r.names);
         files_seen += r.files;
         layer_links_seen += r.layer_links;
-        per_repo.extend(r.marked);
+        for (q, y) in r.marked {
+            queued.extend(q);
+            kept_young_manifests += y;
+        }
     }
     let repositories = names.len();
     drop(names);
-    let mut queued: Vec<ManifestDeletion> = Vec::new();
-    let mut kept_young_manifests = 0;
-    for (q, y) in per_repo {
-        queued.extend(q);
-        kept_young_manifests += y;
-    }
     // A repository created during the listing can be met by two ranges: queue it once.
     queued.sort_by(|a, b| {
         (a.repository.as_str(), &a.digest).cmp(&(b.repository.as_str(), &b.digest))
@@ -579,8 +566,7 @@ pub async fn plan(
 
     // Phase 3: re-scan for what a running registry wrote meanwhile.
     progress.stage("re-scan");
-    let candidate_set: HashSet<Digest> = candidates.keys().cloned().collect();
-    let is_candidate = |d: &Digest| candidate_set.contains(d);
+    let is_candidate = |d: &Digest| candidates.contains_key(d);
     let ranges = listing::RepoRanges::discover(
         driver,
         layout,
@@ -592,13 +578,12 @@ pub async fn plan(
     let mut marks = std::mem::take(&mut *lock(&ctx.marks));
     let rescans: Vec<Vec<(String, RescanRepo)>> = futures::stream::iter(0..ranges.len())
         .map(|i| {
-            let (ctx, ranges, candidate_set, is_candidate) =
-                (&ctx, &ranges, &candidate_set, &is_candidate);
+            let (ctx, ranges, is_candidate) = (&ctx, &ranges, &is_candidate);
             async move {
                 let scan = ranges.scan(driver, i, is_candidate).await?;
                 futures::stream::iter(scan.repos)
                     .map(|(r, state)| async move {
-                        let out = ctx.rescan_repo(&state, candidate_set).await?;
+                        let out = ctx.rescan_repo(&state).await?;
                         ctx.progress.tick(1);
                         Ok::<_, LayoutError>((r, out))
                     })

@@ -54,6 +54,16 @@ pub fn link_etag_names(etag: &str, digest: &Digest) -> bool {
     etag.len() == 32 && etag.eq_ignore_ascii_case(&hex::encode(Md5::digest(digest.as_str())))
 }
 
+/// The digest among `known` that `link`'s listed ETag proves it holds (see
+/// [`link_etag_names`]), if any: the caller then need not read the link.
+pub fn proven_digest<'a>(
+    link: &LinkFile,
+    known: impl IntoIterator<Item = &'a Digest>,
+) -> Option<&'a Digest> {
+    let etag = link.etag.as_deref()?;
+    known.into_iter().find(|d| link_etag_names(etag, d))
+}
+
 /// A blob found below `blobs/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobFile {
