@@ -273,8 +273,17 @@ impl Server {
                     let hint = if end.contains("Address already in use") {
                         "\nhint: a port chosen free for this server was taken by another \
                          process before the server bound it; run the command again"
+                            .to_string()
+                    } else if status.code() == Some(libc::ENOSPC) {
+                        // ceph-mon exits with ENOSPC when its data directory's file system
+                        // has under `mon data avail crit` percent free, before it logs why.
+                        format!(
+                            "\nhint: exit status {} is ENOSPC (no space left on device): {}",
+                            libc::ENOSPC,
+                            disk_space(&log_dir)
+                        )
                     } else {
-                        ""
+                        String::new()
                     };
                     bail!(
                         "{} exited early with {status}; logs in {}; the end of {}:\n{end}{hint}",
@@ -392,6 +401,31 @@ fn is_ours(p: &Proc) -> bool {
     let cmdline = fs::read(format!("/proc/{}/cmdline", p.pid)).unwrap_or_default();
     let cmdline = String::from_utf8_lossy(&cmdline);
     cmdline.contains(&p.marker)
+}
+
+/// "N GiB free of M GiB on the file system holding `path`", for errors that may be a full disk.
+pub fn disk_space(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let gib = |blocks: u64, size: u64| (blocks * size) as f64 / (1u64 << 30) as f64;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return format!("{} has a NUL byte", path.display());
+    };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is a valid C string and `st` a properly sized, writable statvfs.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+        return format!(
+            "statvfs {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    let size = st.f_frsize as u64;
+    format!(
+        "{:.1} GiB free of {:.1} GiB on the file system holding {}",
+        gib(st.f_bavail as u64, size),
+        gib(st.f_blocks as u64, size),
+        path.display()
+    )
 }
 
 fn http_answers(port: u16) -> bool {
