@@ -403,10 +403,17 @@ fn is_ours(p: &Proc) -> bool {
     cmdline.contains(&p.marker)
 }
 
-/// "N GiB free of M GiB on the file system holding `path`", for errors that may be a full disk.
+/// "N GiB free of M GiB on the file system holding `path`" (MiB below 1 GiB), for errors that may be a full disk.
 pub fn disk_space(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
-    let gib = |blocks: u64, size: u64| (blocks * size) as f64 / (1u64 << 30) as f64;
+    let human = |blocks: u64, size: u64| {
+        let bytes = blocks.saturating_mul(size);
+        if bytes >= 1 << 30 {
+            format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+        } else {
+            format!("{} MiB", bytes >> 20)
+        }
+    };
     let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return format!("{} has a NUL byte", path.display());
     };
@@ -421,9 +428,9 @@ pub fn disk_space(path: &Path) -> String {
     }
     let size = st.f_frsize as u64;
     format!(
-        "{:.1} GiB free of {:.1} GiB on the file system holding {}",
-        gib(st.f_bavail as u64, size),
-        gib(st.f_blocks as u64, size),
+        "{} free of {} on the file system holding {}",
+        human(st.f_bavail as u64, size),
+        human(st.f_blocks as u64, size),
         path.display()
     )
 }
