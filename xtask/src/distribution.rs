@@ -1,6 +1,6 @@
 //! `cargo xtask gc-diff`: the differential tests of `regstore gc` against distribution's own
 //! `garbage-collect` (crates/cli/tests/gc_diff.rs) on the filesystem and on Ceph RGW, and the
-//! live test (pushes beside a gc loop), with Debian's `docker-registry` (2.8.2) and `skopeo`
+//! live tests (pushes beside a gc loop, on the filesystem and on RGW), with Debian's `docker-registry` (2.8.2) and `skopeo`
 //! installed when missing. `CI=true` is set so the tests fail rather than skip if a tool or
 //! the S3 server is absent.
 

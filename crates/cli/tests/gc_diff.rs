@@ -9,8 +9,9 @@
 //! every kept tag must still pull with skopeo, distribution must find nothing left to free,
 //! and `regstore fsck` must find nothing wrong.
 //!
-//! Beside the scenarios: `live_gc_beside_pushes` (gc in a loop while skopeo pushes keep
-//! running) and `s3_sweep_cut_off_midway` (RGW stops answering part way through a sweep).
+//! Beside the scenarios: `live_gc_beside_pushes` and `s3_live_gc_beside_pushes` (gc in a loop
+//! while skopeo pushes keep running, on the filesystem and on RGW) and `s3_sweep_cut_off_midway`
+//! (RGW stops answering part way through a sweep).
 //!
 //! Needs `docker-registry` and `skopeo`, so the tests are `#[ignore]`d in a plain `cargo test`
 //! (reported as ignored, never as passed); `cargo xtask gc-diff` installs the tools and runs them
@@ -968,14 +969,137 @@ fn backdate(dir: &std::path::Path, age: Duration) {
     }
 }
 
-/// Live safety: skopeo pushes keep running through the Go registry (several repositories,
-/// layers shared across them and with old images, tags moved on every push) while
-/// `regstore gc -m` runs in a loop with the default `--min-age` and with `--min-age 10m`.
-/// The store starts with old garbage of every kind (backdated by two days), which the loop
-/// must delete. At the end every pushed image still pulls with skopeo by digest (including
-/// those whose tag moved on), the old garbage is gone, `regstore fsck` finds nothing wrong,
-/// and distribution finds nothing unreferenced. `REGSTORE_GC_LIVE_SECONDS` sets how long
-/// pushes run (default 30).
+/// What a live run did: the images pushed (repository, manifest digest), and the gc runs beside
+/// them with the blobs they deleted.
+struct LiveRun {
+    pushed: Vec<(String, String)>,
+    gc_runs: usize,
+    gc_deleted: u64,
+}
+
+/// Two threads push generated images with skopeo through `reg` until `deadline` (repositories
+/// `live/{a,b,c}`, a base layer from `bases`, a layer shared by all of a worker's pushes, a
+/// fresh unique layer; tags `t0`/`t1` moved on every push), while this thread runs
+/// `regstore --json` with `gc_args(i)` for run `i`, in a loop until `deadline` and at least
+/// one run has started after `gc_until`. Every gc run must succeed.
+fn pushes_beside_gc(
+    reg: &Registry,
+    deadline: Instant,
+    gc_until: Instant,
+    bases: [&[u8]; 2],
+    gc_args: impl Fn(usize) -> Vec<&'static str>,
+) -> LiveRun {
+    let pushed = std::sync::Mutex::new(Vec::<(String, String)>::new());
+    let mut gc_runs = 0usize;
+    let mut gc_deleted = 0u64;
+    std::thread::scope(|s| {
+        for w in 0..2usize {
+            let pushed = &pushed;
+            s.spawn(move || {
+                let shared = rand_bytes(&format!("live-shared-{w}"));
+                let mut i = 0usize;
+                while Instant::now() < deadline {
+                    let repo = format!("live/{}", ["a", "b", "c"][(i + w) % 3]);
+                    let tag = format!("t{}", i % 2);
+                    let base = bases[(i + w) % 2];
+                    let mut l = OciLayout::new();
+                    let (img, body) = l.image(&[base, &shared, &rand_bytes("unique")], "amd64");
+                    l.name(
+                        &tag,
+                        "application/vnd.oci.image.manifest.v1+json",
+                        &img.manifest,
+                        body.len(),
+                    );
+                    let d = l.push_digest(&tag, &reg.target(&repo, &tag));
+                    pushed.lock().unwrap().push((repo, d));
+                    i += 1;
+                }
+            });
+        }
+        let mut i = 0;
+        let mut started_after = false;
+        while Instant::now() < deadline || !started_after {
+            started_after |= Instant::now() > gc_until;
+            let mut args = vec!["--json"];
+            args.extend(gc_args(i));
+            let out = regstore(reg, &args);
+            assert!(
+                out.status.success(),
+                "live gc run {i} ({args:?}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            gc_deleted += doc["deleted"]["blobs"].as_u64().unwrap();
+            gc_runs += 1;
+            i += 1;
+        }
+    });
+    LiveRun {
+        pushed: pushed.into_inner().unwrap(),
+        gc_runs,
+        gc_deleted,
+    }
+}
+
+/// The end of a live test: every image in `all` (repository, tag or digest) pulls with skopeo,
+/// four pulls at a time; `regstore fsck` finds nothing wrong; distribution finds nothing
+/// unreferenced.
+fn nothing_lost(reg: &Registry, all: &[(String, String)]) {
+    let pulled = tempfile::tempdir().unwrap();
+    std::thread::scope(|s| {
+        for (k, chunk) in all.chunks(all.len().div_ceil(4)).enumerate() {
+            let pulled = &pulled;
+            s.spawn(move || {
+                for (n, (repo, reference)) in chunk.iter().enumerate() {
+                    let src = if reference.starts_with("sha256:") {
+                        format!("docker://127.0.0.1:{}/{repo}@{reference}", reg.port)
+                    } else {
+                        reg.target(repo, reference)
+                    };
+                    let out = Command::new("skopeo")
+                        .args(["copy", "--src-tls-verify=false", "--quiet"])
+                        .arg(&src)
+                        .arg(format!(
+                            "oci:{}:x",
+                            pulled.path().join(format!("{k}-{n}")).display()
+                        ))
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "pull {src} after live gc: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            });
+        }
+    });
+    let fsck = regstore(reg, &["fsck"]);
+    assert!(
+        fsck.status.success(),
+        "fsck after live gc: {}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    let after = distribution_gc(reg, false);
+    assert!(
+        after.blobs.is_empty() && after.manifests.is_empty(),
+        "distribution finds garbage after the live run: {after:?}"
+    );
+}
+
+fn live_seconds() -> u64 {
+    var("REGSTORE_GC_LIVE_SECONDS")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30)
+}
+
+/// Live safety on the filesystem: skopeo pushes keep running through the Go registry
+/// ([`pushes_beside_gc`]) while `regstore gc -m` runs in a loop with the default `--min-age`
+/// and with `--min-age 10m`. The store starts with old garbage of every kind (backdated by two
+/// days), which the loop must delete. At the end every pushed image still pulls with skopeo by
+/// digest (including those whose tag moved on), the old garbage is gone, `regstore fsck` finds
+/// nothing wrong, and distribution finds nothing unreferenced. `REGSTORE_GC_LIVE_SECONDS` sets
+/// how long pushes run (default 30).
 #[test]
 #[ignore = "needs docker-registry and skopeo; run by `cargo xtask gc-diff`"]
 fn live_gc_beside_pushes() {
@@ -985,9 +1109,7 @@ fn live_gc_beside_pushes() {
     let Some(reg) = Registry::start(Store::Fs) else {
         return;
     };
-    let seconds: u64 = var("REGSTORE_GC_LIVE_SECONDS")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+    let seconds = live_seconds();
     // The old state: two base layers kept by tagged images, and garbage of every kind.
     let (b1, b2) = (rand_bytes("base1"), rand_bytes("base2"));
     push_image(&reg, "base", "one", &[&b1]);
@@ -1015,106 +1137,105 @@ fn live_gc_beside_pushes() {
     };
 
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let pushed = std::sync::Mutex::new(Vec::<(String, String)>::new());
-    let mut gc_runs = 0usize;
-    let mut gc_deleted = 0u64;
-    std::thread::scope(|s| {
-        for w in 0..2usize {
-            let (reg, pushed, b1, b2) = (&reg, &pushed, &b1, &b2);
-            s.spawn(move || {
-                let shared = rand_bytes(&format!("live-shared-{w}"));
-                let mut i = 0usize;
-                while Instant::now() < deadline {
-                    let repo = format!("live/{}", ["a", "b", "c"][(i + w) % 3]);
-                    let tag = format!("t{}", i % 2);
-                    let base = if (i + w).is_multiple_of(2) { b1 } else { b2 };
-                    let mut l = OciLayout::new();
-                    let (img, body) = l.image(&[base, &shared, &rand_bytes("unique")], "amd64");
-                    l.name(
-                        &tag,
-                        "application/vnd.oci.image.manifest.v1+json",
-                        &img.manifest,
-                        body.len(),
-                    );
-                    let d = l.push_digest(&tag, &reg.target(&repo, &tag));
-                    pushed.lock().unwrap().push((repo, d));
-                    i += 1;
-                }
-            });
+    let run = pushes_beside_gc(&reg, deadline, deadline, [&b1, &b2], |i| {
+        let mut args = vec!["gc", "-m", "--jobs", "4"];
+        if i % 2 == 1 {
+            args.extend(["--min-age", "10m"]);
         }
-        let mut i = 0;
-        while Instant::now() < deadline {
-            let mut args = vec!["--json", "gc", "-m", "--jobs", "4"];
-            if i % 2 == 1 {
-                args.extend(["--min-age", "10m"]);
-            }
-            let out = regstore(&reg, &args);
-            assert!(
-                out.status.success(),
-                "live gc run {i}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            gc_deleted += doc["deleted"]["blobs"].as_u64().unwrap();
-            gc_runs += 1;
-            i += 1;
-        }
+        args
     });
-    let pushed = pushed.into_inner().unwrap();
     eprintln!(
-        "live: {} pushes in {seconds} s beside {gc_runs} gc runs that deleted {gc_deleted} blobs",
-        pushed.len()
+        "live (filesystem): {} pushes in {seconds} s beside {} gc runs that deleted {} blobs",
+        run.pushed.len(),
+        run.gc_runs,
+        run.gc_deleted
     );
-    assert!(gc_runs >= 2 && pushed.len() >= 10, "too little happened");
-    assert_eq!(gc_deleted, 7, "the old garbage, and only it, was deleted");
+    assert!(
+        run.gc_runs >= 2 && run.pushed.len() >= 10,
+        "too little happened"
+    );
+    assert_eq!(
+        run.gc_deleted, 7,
+        "the old garbage, and only it, was deleted"
+    );
     for d in &garbage.blobs {
         assert!(!blob_file(d).exists(), "old garbage blob {d} survived");
     }
-
-    // Every pushed image pulls by digest, four pulls at a time.
-    let pulled = tempfile::tempdir().unwrap();
-    let mut all: Vec<(String, String)> = pushed.clone();
+    let mut all = run.pushed;
     all.push(("base".into(), "one".into()));
     all.push(("base".into(), "two".into()));
-    std::thread::scope(|s| {
-        for (k, chunk) in all.chunks(all.len().div_ceil(4)).enumerate() {
-            let (reg, pulled) = (&reg, &pulled);
-            s.spawn(move || {
-                for (n, (repo, reference)) in chunk.iter().enumerate() {
-                    let src = if reference.starts_with("sha256:") {
-                        format!("docker://127.0.0.1:{}/{repo}@{reference}", reg.port)
-                    } else {
-                        reg.target(repo, reference)
-                    };
-                    let out = Command::new("skopeo")
-                        .args(["copy", "--src-tls-verify=false", "--quiet"])
-                        .arg(&src)
-                        .arg(format!(
-                            "oci:{}:x",
-                            pulled.path().join(format!("{k}-{n}")).display()
-                        ))
-                        .output()
-                        .unwrap();
-                    assert!(
-                        out.status.success(),
-                        "pull {src} after live gc: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                }
-            });
+    nothing_lost(&reg, &all);
+}
+
+/// Live safety on S3 (RGW, flat listings): as [`live_gc_beside_pushes`], but S3 sets every
+/// object's modification time itself, so the seeded garbage cannot be backdated. It ages
+/// instead: the loop alternates `regstore gc --min-age 20s` (it deletes what nothing references
+/// once it is 20 s old, while pushes run — a push's blobs wait under a second for their
+/// manifest) with `gc -m` at the default `--min-age` (it marks and deletes nothing young), and
+/// runs until a run has started after the garbage turned 20 s. Untagged revisions are not
+/// garbage without `-m`, so every pushed image must still pull by digest, the garbage (a
+/// manifest deleted by digest: its manifest blob, config and layer; a blob uploaded without a
+/// manifest) must be gone, and nothing else may have been deleted.
+#[test]
+#[ignore = "needs docker-registry, skopeo and RGW; run by `cargo xtask gc-diff`"]
+fn s3_live_gc_beside_pushes() {
+    if !tools_present() {
+        return;
+    }
+    let Some(reg) = Registry::start(Store::S3) else {
+        return;
+    };
+    let seconds = live_seconds();
+    let (b1, b2) = (rand_bytes("base1"), rand_bytes("base2"));
+    push_image(&reg, "base", "one", &[&b1]);
+    push_image(&reg, "base", "two", &[&b2]);
+    let gone = push_image(&reg, "old/y", "gone", &[&b2, &rand_bytes("y")]);
+    reg.delete_manifest("old/y", &gone.manifest);
+    reg.put_blob("old/y", &rand_bytes("orphan"));
+    let seeded = Instant::now();
+    std::thread::sleep(Duration::from_millis(1100));
+    let garbage = regstore_gc(&reg, false, true);
+    assert_eq!(
+        (garbage.blobs.len(), garbage.manifests.len()),
+        (4, 0),
+        "seeded garbage: {garbage:?}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    // One second past 20 s, for the clocks of the test and of the server.
+    let aged = seeded + Duration::from_secs(21);
+    let run = pushes_beside_gc(&reg, deadline, aged, [&b1, &b2], |i| {
+        if i % 2 == 0 {
+            vec!["gc", "--min-age", "20s", "--jobs", "4"]
+        } else {
+            vec!["gc", "-m", "--jobs", "4"]
         }
     });
-    let fsck = regstore(&reg, &["fsck"]);
-    assert!(
-        fsck.status.success(),
-        "fsck after live gc: {}",
-        String::from_utf8_lossy(&fsck.stdout)
+    eprintln!(
+        "live (S3): {} pushes in {seconds} s beside {} gc runs that deleted {} blobs",
+        run.pushed.len(),
+        run.gc_runs,
+        run.gc_deleted
     );
-    let after = distribution_gc(&reg, false);
     assert!(
-        after.blobs.is_empty() && after.manifests.is_empty(),
-        "distribution finds garbage after the live run: {after:?}"
+        run.gc_runs >= 2 && run.pushed.len() >= 10,
+        "too little happened"
     );
+    assert_eq!(
+        run.gc_deleted, 4,
+        "the old garbage, and only it, was deleted"
+    );
+    let blobs = reg.walk("/docker/registry/v2/blobs");
+    for d in &garbage.blobs {
+        assert!(
+            !blobs.contains(&d["sha256:".len()..]),
+            "old garbage blob {d} survived"
+        );
+    }
+    let mut all = run.pushed;
+    all.push(("base".into(), "one".into()));
+    all.push(("base".into(), "two".into()));
+    nothing_lost(&reg, &all);
 }
 
 /// A store failure in the middle of a sweep on RGW: `regstore gc -m` runs through the fault
