@@ -19,6 +19,12 @@
 //! the first entry of a later range; entries of a name that appeared after the units were
 //! listed (a repository pushed meanwhile) are kept by whichever walk meets them (callers
 //! de-duplicate by path).
+//!
+//! The delimiter listings only choose where to cut; coverage does not depend on them. A
+//! directory's first range starts at its beginning and its last runs to its end, and a
+//! directory whose listing came back empty (missing, vanished, or a server answering an
+//! empty page) is still walked whole, once — so an empty answer never hides a subtree. The
+//! only extra cost is one request for a store without `repositories/` or `blobs/`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -313,7 +319,8 @@ async fn units(driver: &Driver, base: &str, jobs: usize, target: usize) -> Resul
         let mut next: Vec<(String, Vec<String>)> = Vec::new();
         let mut changed = false;
         for (p, names) in groups {
-            if names.iter().any(|n| n.starts_with('_')) {
+            // A directory listed as empty has nothing to expand into: it stays, walked whole.
+            if names.is_empty() || names.iter().any(|n| n.starts_with('_')) {
                 next.push((p, names));
                 continue;
             }
@@ -331,7 +338,8 @@ async fn units(driver: &Driver, base: &str, jobs: usize, target: usize) -> Resul
                 continue;
             }
             changed = true;
-            next.extend(listed.into_iter().filter(|(_, c)| !c.is_empty()));
+            // A namespace listed as empty stays, to be walked whole (see the module docs).
+            next.extend(listed);
         }
         groups = next;
         if !changed {
@@ -341,7 +349,6 @@ async fn units(driver: &Driver, base: &str, jobs: usize, target: usize) -> Resul
     let count: usize = groups.iter().map(|(_, n)| n.len()).sum::<usize>().max(1);
     Ok(groups
         .into_iter()
-        .filter(|(_, n)| !n.is_empty())
         .map(|(p, n)| {
             // Each directory gets ranges in proportion to its share of the units.
             let share = (target * n.len()).div_ceil(count);
@@ -396,7 +403,8 @@ impl RepoRanges {
         let walks = parents
             .iter()
             .enumerate()
-            .flat_map(|(i, p)| (0..p.firsts.len()).map(move |r| (i, r)))
+            // A directory listed as empty has no names but is still walked, whole, once.
+            .flat_map(|(i, p)| (0..p.firsts.len().max(1)).map(move |r| (i, r)))
             .collect();
         Ok(RepoRanges {
             base,
@@ -410,7 +418,8 @@ impl RepoRanges {
         self.walks.len()
     }
 
-    /// Whether there is nothing to scan (no `repositories/`, or it is empty).
+    /// Whether there is nothing to scan. Never true after [`discover`](Self::discover): even
+    /// a `repositories/` listed as missing is walked once, in case the listing was wrong.
     pub fn is_empty(&self) -> bool {
         self.walks.is_empty()
     }
@@ -556,20 +565,26 @@ pub async fn scan_blobs(
 ) -> Result<(Vec<BlobFile>, Vec<String>)> {
     let algs = match driver.list(&layout.blobs()).await {
         Ok(v) => v,
-        Err(e) if e.is_not_found() => return Ok(Default::default()),
+        Err(e) if e.is_not_found() => Vec::new(),
         Err(e) => return Err(e.into()),
     };
     let cuts = shard_cuts(ranges);
-    let mut walks: Vec<(String, usize)> = Vec::new();
+    // (directory, range): each algorithm's directory cut at shard names; when the listing
+    // found none, `blobs/` itself, whole (see the module docs).
+    let mut walks: Vec<(String, Option<usize>)> = Vec::new();
     for alg in &algs {
-        walks.extend((0..cuts.len()).map(|r| (alg.to_string(), r)));
+        walks.extend((0..cuts.len()).map(|r| (alg.to_string(), Some(r))));
+    }
+    if walks.is_empty() {
+        walks.push((layout.blobs(), None));
     }
     let cuts = &cuts;
     let found: Vec<(Vec<BlobFile>, Vec<String>)> = futures::stream::iter(walks)
         .map(|(alg, r)| async move {
             let (mut kept, mut bad, mut seen) = (Vec::new(), Vec::new(), 0u64);
-            let start = (r > 0).then(|| format!("{alg}/{}", cuts[r]));
-            let end = cuts.get(r + 1).map(String::as_str);
+            let r_start = r.filter(|&r| r > 0);
+            let start = r_start.map(|r| format!("{alg}/{}", cuts[r]));
+            let end = r.and_then(|r| cuts.get(r + 1)).map(String::as_str);
             walk_range(driver, &alg, start.as_deref(), &mut |fi| {
                 let Some(shard) = first_component(&alg, fi.path.as_str()) else {
                     return WalkControl::Continue;
@@ -577,7 +592,7 @@ pub async fn scan_blobs(
                 if end.is_some_and(|end| shard >= end) {
                     return WalkControl::Stop;
                 }
-                if r > 0 && shard < cuts[r].as_str() {
+                if r_start.is_some_and(|r| shard < cuts[r].as_str()) {
                     return if fi.is_dir {
                         WalkControl::SkipDir
                     } else {

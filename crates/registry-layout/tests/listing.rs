@@ -4,13 +4,18 @@
 //! Repository names are generated to hit the cases where the two orders disagree: names that
 //! continue a sibling with `-` or `.`, nested repositories, namespaces of many repositories,
 //! and a single namespace holding everything (which the scan must expand to get ranges).
+//! The same model holds when the delimiter listings that choose the cuts answer "nothing here"
+//! at random: they only choose where to cut, never what is covered.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use regstore_driver_api::{Driver, StorageDriver};
+use regstore_driver_api::{
+    async_trait, ByteStream, Bytes, Driver, Error, FileInfo, FileWriter, Result, StorageDriver,
+    StoragePath, WalkFn, WalkOptions,
+};
 use regstore_registry_layout::listing::{self, RepoFiles};
 use regstore_registry_layout::{Digest, Layout};
 use regstore_test_support::SplitMix64;
@@ -254,4 +259,93 @@ async fn an_empty_store_lists_nothing() {
         .await
         .unwrap();
     assert!(blobs.is_empty() && bad.is_empty());
+}
+
+/// A driver whose delimiter listings (`list`) answer `PathNotFound` for about one directory in
+/// `1/odds`, chosen by a seeded generator, as a server returning an empty page would; walks and
+/// everything else pass through.
+#[derive(Debug)]
+struct EmptyListings {
+    inner: Arc<dyn StorageDriver>,
+    rng: std::sync::Mutex<SplitMix64>,
+    odds: u64,
+    lied: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl StorageDriver for EmptyListings {
+    fn name(&self) -> &str {
+        "empty-listings"
+    }
+    async fn get_content(&self, p: &StoragePath) -> Result<Bytes> {
+        self.inner.get_content(p).await
+    }
+    async fn put_content(&self, p: &StoragePath, c: Bytes) -> Result<()> {
+        self.inner.put_content(p, c).await
+    }
+    async fn reader(&self, p: &StoragePath, o: u64) -> Result<ByteStream> {
+        self.inner.reader(p, o).await
+    }
+    async fn writer(&self, p: &StoragePath, a: bool) -> Result<Box<dyn FileWriter>> {
+        self.inner.writer(p, a).await
+    }
+    async fn stat(&self, p: &StoragePath) -> Result<FileInfo> {
+        self.inner.stat(p).await
+    }
+    async fn list(&self, p: &StoragePath) -> Result<Vec<StoragePath>> {
+        if self
+            .rng
+            .lock()
+            .unwrap()
+            .next_u64()
+            .is_multiple_of(self.odds)
+        {
+            self.lied.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(Error::not_found("empty-listings", p.as_str()));
+        }
+        self.inner.list(p).await
+    }
+    async fn move_object(&self, s: &StoragePath, d: &StoragePath) -> Result<()> {
+        self.inner.move_object(s, d).await
+    }
+    async fn delete(&self, p: &StoragePath) -> Result<()> {
+        self.inner.delete(p).await
+    }
+    async fn walk(&self, f: &StoragePath, o: &WalkOptions, cb: &mut WalkFn<'_>) -> Result<()> {
+        self.inner.walk(f, o, cb).await
+    }
+}
+
+/// Every listing answering "nothing here" (so both `repositories/` and `blobs/` look missing),
+/// and one in three at random (top level, namespaces, blob algorithms): the scans still find
+/// every file of the model, on depth-first (in-memory) and key-order (S3) walks.
+#[tokio::test]
+async fn empty_listings_never_hide_files() {
+    let mut backends: Vec<(Arc<dyn StorageDriver>, &str)> = vec![(
+        Arc::new(regstore_driver_inmemory::InMemoryDriver::new()),
+        "",
+    )];
+    let s3 = common::s3_driver("listing-empty").await;
+    if let Some(s3) = &s3 {
+        backends.push((Arc::new(s3.clone()), "/docker"));
+    }
+    for (inner, root) in backends {
+        for (odds, seed) in [(1, 11), (3, 12), (3, 13)] {
+            let lying = Arc::new(EmptyListings {
+                inner: Arc::clone(&inner),
+                rng: std::sync::Mutex::new(SplitMix64::new(seed)),
+                odds,
+                lied: Default::default(),
+            });
+            let driver = Driver::new(Arc::clone(&lying) as Arc<dyn StorageDriver>);
+            let mut rng = SplitMix64::new(seed);
+            let tree = format!("{root}/empty-{seed}");
+            check_tree(&driver, &tree, &namespaced(&mut rng), seed).await;
+            let lied = lying.lied.load(std::sync::atomic::Ordering::SeqCst);
+            assert!(lied > 0, "{}: no listing answered empty", inner.name());
+        }
+    }
+    if let Some(s3) = s3 {
+        Driver::new(Arc::new(s3)).delete("/docker").await.unwrap();
+    }
 }
