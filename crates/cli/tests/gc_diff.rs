@@ -1093,6 +1093,55 @@ fn live_seconds() -> u64 {
         .unwrap_or(30)
 }
 
+/// A Go registry on `store` holding the two base images every live test keeps (`base:one`,
+/// `base:two`, whose layers the pushes reuse), or `None` when a tool or the server is missing
+/// (a skip outside CI).
+fn live_registry(store: Store) -> Option<(Registry, [Vec<u8>; 2])> {
+    if !tools_present() {
+        return None;
+    }
+    let reg = Registry::start(store)?;
+    let bases = [rand_bytes("base1"), rand_bytes("base2")];
+    push_image(&reg, "base", "one", &[&bases[0]]);
+    push_image(&reg, "base", "two", &[&bases[1]]);
+    Some((reg, bases))
+}
+
+/// The end of a live test: enough happened, the gc loop deleted exactly the blobs of `garbage`
+/// (`present(d)` tells whether blob `d` is still stored), and [`nothing_lost`] holds for every
+/// pushed image and both base tags.
+fn finish_live(
+    reg: &Registry,
+    what: &str,
+    run: LiveRun,
+    garbage: &Sets,
+    present: impl Fn(&str) -> bool,
+) {
+    eprintln!(
+        "live ({what}): {} pushes in {} s beside {} gc runs that deleted {} blobs",
+        run.pushed.len(),
+        live_seconds(),
+        run.gc_runs,
+        run.gc_deleted
+    );
+    assert!(
+        run.gc_runs >= 2 && run.pushed.len() >= 10,
+        "{what}: too little happened"
+    );
+    assert_eq!(
+        run.gc_deleted,
+        garbage.blobs.len() as u64,
+        "{what}: the old garbage, and only it, was deleted"
+    );
+    for d in &garbage.blobs {
+        assert!(!present(d), "{what}: old garbage blob {d} survived");
+    }
+    let mut all = run.pushed;
+    all.push(("base".into(), "one".into()));
+    all.push(("base".into(), "two".into()));
+    nothing_lost(reg, &all);
+}
+
 /// Prints what a failing S3 test needs to be understood: a second dry run (was the first a
 /// transient answer?) and what a walk of the store finds.
 fn explain(reg: &Registry, what: &str) {
@@ -1120,17 +1169,10 @@ fn explain(reg: &Registry, what: &str) {
 #[test]
 #[ignore = "needs docker-registry and skopeo; run by `cargo xtask gc-diff`"]
 fn live_gc_beside_pushes() {
-    if !tools_present() {
-        return;
-    }
-    let Some(reg) = Registry::start(Store::Fs) else {
+    // The old state: two base layers kept by tagged images, and garbage of every kind.
+    let Some((reg, [b1, b2])) = live_registry(Store::Fs) else {
         return;
     };
-    let seconds = live_seconds();
-    // The old state: two base layers kept by tagged images, and garbage of every kind.
-    let (b1, b2) = (rand_bytes("base1"), rand_bytes("base2"));
-    push_image(&reg, "base", "one", &[&b1]);
-    push_image(&reg, "base", "two", &[&b2]);
     push_image(&reg, "old/x", "t", &[&b1, &rand_bytes("x1")]);
     push_image(&reg, "old/x", "t", &[&b1, &rand_bytes("x2")]); // moved: x1 untagged
     let gone = push_image(&reg, "old/y", "gone", &[&b2, &rand_bytes("y")]);
@@ -1153,7 +1195,7 @@ fn live_gc_beside_pushes() {
         ))
     };
 
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let deadline = Instant::now() + Duration::from_secs(live_seconds());
     let run = pushes_beside_gc(&reg, deadline, deadline, [&b1, &b2], |i| {
         let mut args = vec!["gc", "-m", "--jobs", "4"];
         if i % 2 == 1 {
@@ -1161,27 +1203,7 @@ fn live_gc_beside_pushes() {
         }
         args
     });
-    eprintln!(
-        "live (filesystem): {} pushes in {seconds} s beside {} gc runs that deleted {} blobs",
-        run.pushed.len(),
-        run.gc_runs,
-        run.gc_deleted
-    );
-    assert!(
-        run.gc_runs >= 2 && run.pushed.len() >= 10,
-        "too little happened"
-    );
-    assert_eq!(
-        run.gc_deleted, 7,
-        "the old garbage, and only it, was deleted"
-    );
-    for d in &garbage.blobs {
-        assert!(!blob_file(d).exists(), "old garbage blob {d} survived");
-    }
-    let mut all = run.pushed;
-    all.push(("base".into(), "one".into()));
-    all.push(("base".into(), "two".into()));
-    nothing_lost(&reg, &all);
+    finish_live(&reg, "filesystem", run, &garbage, |d| blob_file(d).exists());
 }
 
 /// Live safety on S3 (RGW, flat listings): as [`live_gc_beside_pushes`], but S3 sets every
@@ -1196,16 +1218,9 @@ fn live_gc_beside_pushes() {
 #[test]
 #[ignore = "needs docker-registry, skopeo and RGW; run by `cargo xtask gc-diff`"]
 fn s3_live_gc_beside_pushes() {
-    if !tools_present() {
-        return;
-    }
-    let Some(reg) = Registry::start(Store::S3) else {
+    let Some((reg, [b1, b2])) = live_registry(Store::S3) else {
         return;
     };
-    let seconds = live_seconds();
-    let (b1, b2) = (rand_bytes("base1"), rand_bytes("base2"));
-    push_image(&reg, "base", "one", &[&b1]);
-    push_image(&reg, "base", "two", &[&b2]);
     let gone = push_image(&reg, "old/y", "gone", &[&b2, &rand_bytes("y")]);
     reg.delete_manifest("old/y", &gone.manifest);
     reg.put_blob("old/y", &rand_bytes("orphan"));
@@ -1218,7 +1233,7 @@ fn s3_live_gc_beside_pushes() {
         "seeded garbage: {garbage:?}"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let deadline = Instant::now() + Duration::from_secs(live_seconds());
     // One second past 20 s, for the clocks of the test and of the server.
     let aged = seeded + Duration::from_secs(21);
     let run = pushes_beside_gc(&reg, deadline, aged, [&b1, &b2], |i| {
@@ -1228,31 +1243,10 @@ fn s3_live_gc_beside_pushes() {
             vec!["gc", "-m", "--jobs", "4"]
         }
     });
-    eprintln!(
-        "live (S3): {} pushes in {seconds} s beside {} gc runs that deleted {} blobs",
-        run.pushed.len(),
-        run.gc_runs,
-        run.gc_deleted
-    );
-    assert!(
-        run.gc_runs >= 2 && run.pushed.len() >= 10,
-        "too little happened"
-    );
-    assert_eq!(
-        run.gc_deleted, 4,
-        "the old garbage, and only it, was deleted"
-    );
     let blobs = reg.walk("/docker/registry/v2/blobs");
-    for d in &garbage.blobs {
-        assert!(
-            !blobs.contains(&d["sha256:".len()..]),
-            "old garbage blob {d} survived"
-        );
-    }
-    let mut all = run.pushed;
-    all.push(("base".into(), "one".into()));
-    all.push(("base".into(), "two".into()));
-    nothing_lost(&reg, &all);
+    finish_live(&reg, "S3", run, &garbage, |d| {
+        blobs.contains(&d["sha256:".len()..])
+    });
 }
 
 /// A store failure in the middle of a sweep on RGW: `regstore gc -m` runs through the fault
