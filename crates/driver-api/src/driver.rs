@@ -175,6 +175,31 @@ impl WalkOptions {
     }
 }
 
+/// The default [`StorageDriver::delete_many`]: [`stat`](StorageDriver::stat) and
+/// [`delete`](StorageDriver::delete) each path in turn, with the batch semantics documented
+/// there (a directory or a missing path is no error). Public for wrappers that override
+/// `delete_many` only in some cases and otherwise want each path to pass through their own
+/// `delete`.
+pub async fn delete_each<D: StorageDriver + ?Sized>(
+    driver: &D,
+    paths: &[StoragePath],
+) -> Vec<(StoragePath, crate::Error)> {
+    let mut failed = Vec::new();
+    for p in paths {
+        let r = match driver.stat(p).await {
+            Ok(fi) if fi.is_dir => Ok(()),
+            Ok(_) => driver.delete(p).await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => failed.push((p.clone(), e)),
+        }
+    }
+    failed
+}
+
 /// A backend: where a registry keeps its bytes.
 ///
 /// Paths reaching these methods are already validated by [`crate::Driver`]: object paths are
@@ -238,20 +263,7 @@ pub trait StorageDriver: Send + Sync + fmt::Debug + 'static {
     /// The default stats and deletes each path in turn. S3 sends DeleteObjects of up to 1000
     /// keys each, so `n` objects cost ⌈n/1000⌉ requests and no listing.
     async fn delete_many(&self, paths: &[StoragePath]) -> Vec<(StoragePath, crate::Error)> {
-        let mut failed = Vec::new();
-        for p in paths {
-            let r = match self.stat(p).await {
-                Ok(fi) if fi.is_dir => Ok(()),
-                Ok(_) => self.delete(p).await,
-                Err(e) => Err(e),
-            };
-            match r {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => failed.push((p.clone(), e)),
-            }
-        }
-        failed
+        delete_each(self, paths).await
     }
 
     /// A URL from which a client can fetch the object directly with `request`'s method, or

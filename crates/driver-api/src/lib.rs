@@ -44,8 +44,8 @@ mod path;
 pub mod walk;
 
 pub use driver::{
-    ByteStream, FileInfo, FileWriter, RedirectMethod, RedirectRequest, StorageDriver, WalkControl,
-    WalkFn, WalkOptions,
+    delete_each, ByteStream, FileInfo, FileWriter, RedirectMethod, RedirectRequest, StorageDriver,
+    WalkControl, WalkFn, WalkOptions,
 };
 pub use error::{BoxError, Error, Result, WriterState};
 pub use factory::{DriverFactory, MiddlewareConfig, MiddlewareFactory, Registry};

@@ -12,10 +12,8 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use regstore_driver_api::{
-    async_trait, ByteStream, Bytes, Driver, Error, FileInfo, FileWriter, Result, StorageDriver,
-    StoragePath, WalkFn, WalkOptions,
-};
+use common::{Hooked, Hooks};
+use regstore_driver_api::{Driver, Error, Result, StorageDriver, StoragePath};
 use regstore_registry_layout::listing::{self, RepoFiles};
 use regstore_registry_layout::{Digest, Layout};
 use regstore_test_support::SplitMix64;
@@ -261,38 +259,18 @@ async fn an_empty_store_lists_nothing() {
     assert!(blobs.is_empty() && bad.is_empty());
 }
 
-/// A driver whose delimiter listings (`list`) answer `PathNotFound` for about one directory in
-/// `1/odds`, chosen by a seeded generator, as a server returning an empty page would; walks and
+/// Delimiter listings (`list`) answer `PathNotFound` for about one directory in `1/odds`,
+/// chosen by a seeded generator, as a server returning an empty page would; walks and
 /// everything else pass through.
 #[derive(Debug)]
 struct EmptyListings {
-    inner: Arc<dyn StorageDriver>,
     rng: std::sync::Mutex<SplitMix64>,
     odds: u64,
     lied: std::sync::atomic::AtomicUsize,
 }
 
-#[async_trait]
-impl StorageDriver for EmptyListings {
-    fn name(&self) -> &str {
-        "empty-listings"
-    }
-    async fn get_content(&self, p: &StoragePath) -> Result<Bytes> {
-        self.inner.get_content(p).await
-    }
-    async fn put_content(&self, p: &StoragePath, c: Bytes) -> Result<()> {
-        self.inner.put_content(p, c).await
-    }
-    async fn reader(&self, p: &StoragePath, o: u64) -> Result<ByteStream> {
-        self.inner.reader(p, o).await
-    }
-    async fn writer(&self, p: &StoragePath, a: bool) -> Result<Box<dyn FileWriter>> {
-        self.inner.writer(p, a).await
-    }
-    async fn stat(&self, p: &StoragePath) -> Result<FileInfo> {
-        self.inner.stat(p).await
-    }
-    async fn list(&self, p: &StoragePath) -> Result<Vec<StoragePath>> {
+impl Hooks for EmptyListings {
+    fn on_list(&self, p: &StoragePath) -> Result<()> {
         if self
             .rng
             .lock()
@@ -303,16 +281,7 @@ impl StorageDriver for EmptyListings {
             self.lied.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             return Err(Error::not_found("empty-listings", p.as_str()));
         }
-        self.inner.list(p).await
-    }
-    async fn move_object(&self, s: &StoragePath, d: &StoragePath) -> Result<()> {
-        self.inner.move_object(s, d).await
-    }
-    async fn delete(&self, p: &StoragePath) -> Result<()> {
-        self.inner.delete(p).await
-    }
-    async fn walk(&self, f: &StoragePath, o: &WalkOptions, cb: &mut WalkFn<'_>) -> Result<()> {
-        self.inner.walk(f, o, cb).await
+        Ok(())
     }
 }
 
@@ -331,17 +300,18 @@ async fn empty_listings_never_hide_files() {
     }
     for (inner, root) in backends {
         for (odds, seed) in [(1, 11), (3, 12), (3, 13)] {
-            let lying = Arc::new(EmptyListings {
-                inner: Arc::clone(&inner),
-                rng: std::sync::Mutex::new(SplitMix64::new(seed)),
-                odds,
-                lied: Default::default(),
-            });
-            let driver = Driver::new(Arc::clone(&lying) as Arc<dyn StorageDriver>);
+            let (lying, driver) = Hooked::wrap(
+                Arc::clone(&inner),
+                EmptyListings {
+                    rng: std::sync::Mutex::new(SplitMix64::new(seed)),
+                    odds,
+                    lied: Default::default(),
+                },
+            );
             let mut rng = SplitMix64::new(seed);
             let tree = format!("{root}/empty-{seed}");
             check_tree(&driver, &tree, &namespaced(&mut rng), seed).await;
-            let lied = lying.lied.load(std::sync::atomic::Ordering::SeqCst);
+            let lied = lying.hooks.lied.load(std::sync::atomic::Ordering::SeqCst);
             assert!(lied > 0, "{}: no listing answered empty", inner.name());
         }
     }

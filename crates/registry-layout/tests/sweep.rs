@@ -8,86 +8,45 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Reg;
-use regstore_driver_api::{
-    async_trait, ByteStream, Bytes, Driver, Error, FileInfo, FileWriter, Result, StorageDriver,
-    StoragePath, WalkFn, WalkOptions,
-};
+use common::{Hooked, Hooks, Reg};
+use regstore_driver_api::{Driver, Result, StoragePath};
 use regstore_registry_layout::gc::{self, GcOptions, NoProgress};
 
-/// Counts calls and fails `delete_many` for paths containing `fail`.
-#[derive(Debug)]
+/// Counts calls and refuses, in `delete_many`, the paths containing `fail`.
+#[derive(Debug, Default)]
 struct Counting {
-    inner: Arc<dyn StorageDriver>,
     delete_many: AtomicUsize,
     deletes: AtomicUsize,
     listings: AtomicUsize,
     fail: Mutex<Option<String>>,
 }
 
-#[async_trait]
-impl StorageDriver for Counting {
-    fn name(&self) -> &str {
-        "counting"
-    }
-    async fn get_content(&self, p: &StoragePath) -> Result<Bytes> {
-        self.inner.get_content(p).await
-    }
-    async fn put_content(&self, p: &StoragePath, c: Bytes) -> Result<()> {
-        self.inner.put_content(p, c).await
-    }
-    async fn reader(&self, p: &StoragePath, o: u64) -> Result<ByteStream> {
-        self.inner.reader(p, o).await
-    }
-    async fn writer(&self, p: &StoragePath, a: bool) -> Result<Box<dyn FileWriter>> {
-        self.inner.writer(p, a).await
-    }
-    async fn stat(&self, p: &StoragePath) -> Result<FileInfo> {
-        self.inner.stat(p).await
-    }
-    async fn list(&self, p: &StoragePath) -> Result<Vec<StoragePath>> {
+impl Hooks for Counting {
+    fn on_list(&self, _: &StoragePath) -> Result<()> {
         self.listings.fetch_add(1, Ordering::SeqCst);
-        self.inner.list(p).await
+        Ok(())
     }
-    async fn move_object(&self, s: &StoragePath, d: &StoragePath) -> Result<()> {
-        self.inner.move_object(s, d).await
+    fn on_walk(&self, _: &StoragePath) {
+        self.listings.fetch_add(1, Ordering::SeqCst);
     }
-    async fn delete(&self, p: &StoragePath) -> Result<()> {
+    fn on_delete(&self, _: &StoragePath) -> Result<()> {
         self.deletes.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete(p).await
+        Ok(())
     }
-    async fn delete_many(&self, ps: &[StoragePath]) -> Vec<(StoragePath, Error)> {
+    fn on_delete_many(&self, ps: &[StoragePath]) -> Option<Vec<StoragePath>> {
         self.delete_many.fetch_add(1, Ordering::SeqCst);
         let fail = self.fail.lock().unwrap().clone();
-        let (bad, good): (Vec<StoragePath>, Vec<StoragePath>) = ps
-            .iter()
-            .cloned()
-            .partition(|p| fail.as_deref().is_some_and(|f| p.as_str().contains(f)));
-        let mut out = self.inner.delete_many(&good).await;
-        out.extend(bad.into_iter().map(|p| {
-            (
-                p.clone(),
-                Error::backend("counting", Some(p.as_str()), "refused"),
-            )
-        }));
-        out
-    }
-    async fn walk(&self, f: &StoragePath, o: &WalkOptions, cb: &mut WalkFn<'_>) -> Result<()> {
-        self.listings.fetch_add(1, Ordering::SeqCst);
-        self.inner.walk(f, o, cb).await
+        Some(
+            ps.iter()
+                .filter(|p| fail.as_deref().is_some_and(|f| p.as_str().contains(f)))
+                .cloned()
+                .collect(),
+        )
     }
 }
 
-fn counting(r: &Reg) -> (Arc<Counting>, Driver) {
-    let c = Arc::new(Counting {
-        inner: Arc::clone(r.driver.inner()),
-        delete_many: AtomicUsize::new(0),
-        deletes: AtomicUsize::new(0),
-        listings: AtomicUsize::new(0),
-        fail: Mutex::new(None),
-    });
-    let d = Driver::new(Arc::clone(&c) as Arc<dyn StorageDriver>);
-    (c, d)
+fn counting(r: &Reg) -> (Arc<Hooked<Counting>>, Driver) {
+    Hooked::wrap(Arc::clone(r.driver.inner()), Counting::default())
 }
 
 fn opts() -> GcOptions {
@@ -119,7 +78,7 @@ async fn sweep_deletes_exact_objects_in_batches_without_listing() {
     // linked in _layers).
     assert_eq!((p.blobs.len(), p.manifests.len()), (2_103, 1));
     assert_eq!(p.layer_links.len(), 2_102);
-    let before = c.listings.load(Ordering::SeqCst);
+    let before = c.hooks.listings.load(Ordering::SeqCst);
     let (out, err) = gc::sweep(&d, &r.layout, &p, 4, &NoProgress).await;
     assert!(err.is_none(), "{err:?}");
     assert_eq!(
@@ -127,10 +86,10 @@ async fn sweep_deletes_exact_objects_in_batches_without_listing() {
         (1, 2_102, 2_103)
     );
     // tag-history entry 1 + revision 1 + links ⌈2102/1000⌉ + blobs ⌈2103/1000⌉.
-    assert_eq!(c.delete_many.load(Ordering::SeqCst), 1 + 1 + 3 + 3);
-    assert_eq!(c.deletes.load(Ordering::SeqCst), 0);
+    assert_eq!(c.hooks.delete_many.load(Ordering::SeqCst), 1 + 1 + 3 + 3);
+    assert_eq!(c.hooks.deletes.load(Ordering::SeqCst), 0);
     assert_eq!(
-        c.listings.load(Ordering::SeqCst),
+        c.hooks.listings.load(Ordering::SeqCst),
         before,
         "the sweep listed"
     );
@@ -154,7 +113,7 @@ async fn a_failed_link_step_stops_before_any_blob_and_a_rerun_finishes() {
     let (c, d) = counting(&r);
     let p = gc::plan(&d, &r.layout, &opts(), &NoProgress).await.unwrap();
     assert_eq!(p.blobs.len(), 2);
-    *c.fail.lock().unwrap() = Some(format!("_layers/sha256/{}", a.hex()));
+    *c.hooks.fail.lock().unwrap() = Some(format!("_layers/sha256/{}", a.hex()));
     let (out, err) = gc::sweep(&d, &r.layout, &p, 4, &NoProgress).await;
     let e = err.expect("the refused link is an error").to_string();
     assert!(
@@ -165,7 +124,7 @@ async fn a_failed_link_step_stops_before_any_blob_and_a_rerun_finishes() {
     assert_eq!((out.layer_links, out.blobs), (1, 0));
     assert!(r.exists(&r.layout.layer_link("r", &a)).await && r.blob_exists(&a).await);
     assert!(!r.exists(&r.layout.layer_link("r", &b)).await && r.blob_exists(&b).await);
-    *c.fail.lock().unwrap() = None;
+    *c.hooks.fail.lock().unwrap() = None;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let p = gc::plan(&d, &r.layout, &opts(), &NoProgress).await.unwrap();
     let (out, err) = gc::sweep(&d, &r.layout, &p, 4, &NoProgress).await;

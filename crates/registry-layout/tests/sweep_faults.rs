@@ -11,54 +11,31 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Reg;
-use regstore_driver_api::{
-    async_trait, Bytes, Error, FileInfo, FileWriter, Result, StorageDriver, StoragePath,
-};
+use common::{Hooked, Hooks, Reg};
+use regstore_driver_api::{Error, Result, StorageDriver, StoragePath};
 use regstore_registry_layout::fsck::{self, FsckOptions};
 use regstore_registry_layout::gc::{self, GcOptions, NoProgress};
 use regstore_registry_layout::Digest;
 
-/// Forwards everything to `inner`, except that delete number `fail_at` (1-based, counted
-/// across all callers) fails with a backend error without deleting anything.
+/// Delete number `fail_at` (1-based, counted across all callers) fails with a backend error
+/// without deleting anything.
 #[derive(Debug)]
 struct FailNthDelete {
-    inner: Arc<dyn StorageDriver>,
     deletes: AtomicUsize,
     fail_at: usize,
 }
 
-#[async_trait]
-impl StorageDriver for FailNthDelete {
-    fn name(&self) -> &str {
-        self.inner.name()
+impl FailNthDelete {
+    fn at(fail_at: usize) -> Self {
+        FailNthDelete {
+            deletes: AtomicUsize::new(0),
+            fail_at,
+        }
     }
-    async fn get_content(&self, path: &StoragePath) -> Result<Bytes> {
-        self.inner.get_content(path).await
-    }
-    async fn put_content(&self, path: &StoragePath, content: Bytes) -> Result<()> {
-        self.inner.put_content(path, content).await
-    }
-    async fn reader(
-        &self,
-        path: &StoragePath,
-        offset: u64,
-    ) -> Result<regstore_driver_api::ByteStream> {
-        self.inner.reader(path, offset).await
-    }
-    async fn writer(&self, path: &StoragePath, append: bool) -> Result<Box<dyn FileWriter>> {
-        self.inner.writer(path, append).await
-    }
-    async fn stat(&self, path: &StoragePath) -> Result<FileInfo> {
-        self.inner.stat(path).await
-    }
-    async fn list(&self, path: &StoragePath) -> Result<Vec<StoragePath>> {
-        self.inner.list(path).await
-    }
-    async fn move_object(&self, src: &StoragePath, dst: &StoragePath) -> Result<()> {
-        self.inner.move_object(src, dst).await
-    }
-    async fn delete(&self, path: &StoragePath) -> Result<()> {
+}
+
+impl Hooks for FailNthDelete {
+    fn on_delete(&self, path: &StoragePath) -> Result<()> {
         if self.deletes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
             return Err(Error::backend(
                 "faulty",
@@ -66,7 +43,7 @@ impl StorageDriver for FailNthDelete {
                 "injected delete failure",
             ));
         }
-        self.inner.delete(path).await
+        Ok(())
     }
 }
 
@@ -146,20 +123,19 @@ async fn assert_intact(r: &Reg, kept: &Kept, when: &str) {
 async fn a_failed_delete_at_any_point_leaves_a_consistent_store() {
     for m in [false, true] {
         // How many deletes does an undisturbed sweep make?
-        let counter = Arc::new(FailNthDelete {
-            inner: Arc::new(regstore_driver_inmemory::InMemoryDriver::new()),
-            deletes: AtomicUsize::new(0),
-            fail_at: 0,
-        });
+        let (counter, _) = Hooked::wrap(
+            Arc::new(regstore_driver_inmemory::InMemoryDriver::new()),
+            FailNthDelete::at(0),
+        );
         let (r, kept) = seed(counter.clone()).await;
-        let before = counter.deletes.load(Ordering::SeqCst); // api_delete's own deletes
+        let before = counter.hooks.deletes.load(Ordering::SeqCst); // api_delete's own deletes
         tokio::time::sleep(Duration::from_millis(5)).await;
         let p = gc::plan(&r.driver, &r.layout, &opts(m), &NoProgress)
             .await
             .unwrap();
         let (_, err) = gc::sweep(&r.driver, &r.layout, &p, 4, &NoProgress).await;
         assert!(err.is_none(), "{err:?}");
-        let total = counter.deletes.load(Ordering::SeqCst) - before;
+        let total = counter.hooks.deletes.load(Ordering::SeqCst) - before;
         // The plan has real work in every phase, so every phase gets a failure below.
         assert!(
             !p.blobs.is_empty() && (!m || !p.manifests.is_empty()),
@@ -173,18 +149,11 @@ async fn a_failed_delete_at_any_point_leaves_a_consistent_store() {
         eprintln!("m={m}: failing each of the sweep's {total} deletes in turn");
 
         for n in 1..=total {
-            let faulty = Arc::new(FailNthDelete {
-                inner: Arc::new(regstore_driver_inmemory::InMemoryDriver::new()),
-                deletes: AtomicUsize::new(0),
-                fail_at: usize::MAX,
-            });
-            let (_, kept) = seed(faulty.clone()).await;
-            let inner = faulty.inner.clone();
-            let failing = Reg::on(Arc::new(FailNthDelete {
-                inner: inner.clone(),
-                deletes: AtomicUsize::new(0),
-                fail_at: n,
-            }));
+            let inner: Arc<dyn StorageDriver> =
+                Arc::new(regstore_driver_inmemory::InMemoryDriver::new());
+            let (_, kept) = seed(inner.clone()).await;
+            let (failing, _) = Hooked::wrap(inner.clone(), FailNthDelete::at(n));
+            let failing = Reg::on(failing);
             tokio::time::sleep(Duration::from_millis(5)).await;
             let p = gc::plan(&failing.driver, &failing.layout, &opts(m), &NoProgress)
                 .await

@@ -1,9 +1,13 @@
-//! Builds registry trees the way distribution writes them, on the in-memory backend.
+//! Builds registry trees the way distribution writes them, on the in-memory backend; wraps a
+//! backend in test hooks ([`Hooked`]).
 #![allow(dead_code)]
 
 use std::sync::Arc;
 
-use regstore_driver_api::Driver;
+use regstore_driver_api::{
+    async_trait, ByteStream, Bytes, Driver, Error, FileInfo, FileWriter, Result, StorageDriver,
+    StoragePath, WalkFn, WalkOptions,
+};
 use regstore_registry_layout::{Digest, Layout};
 
 pub struct Reg {
@@ -159,4 +163,94 @@ pub async fn s3_driver(prefix: &str) -> Option<regstore_driver_s3::S3Driver> {
         regstore_driver_s3::S3Driver::new(config).unwrap_or_else(|e| panic!("S3 test driver: {e}"));
     s3.ensure_bucket().await.expect("create bucket");
     Some(s3)
+}
+
+/// What a test wrapper changes about a backend, for [`Hooked`]; every hook defaults to
+/// passing through untouched.
+pub trait Hooks: Send + Sync + std::fmt::Debug + 'static {
+    /// Before each `list`: an error here is the answer instead of the listing.
+    fn on_list(&self, _path: &StoragePath) -> Result<()> {
+        Ok(())
+    }
+    /// Before each `walk`.
+    fn on_walk(&self, _from: &StoragePath) {}
+    /// Before each `delete`: an error here is the answer and nothing is deleted.
+    fn on_delete(&self, _path: &StoragePath) -> Result<()> {
+        Ok(())
+    }
+    /// Before each `delete_many`: `Some(refused)` sends the other paths to the backend's own
+    /// `delete_many` and answers each refused path with an error (not deleted); `None` (the
+    /// default) deletes path by path through the wrapper's `delete`, so `on_delete` sees each.
+    fn on_delete_many(&self, _paths: &[StoragePath]) -> Option<Vec<StoragePath>> {
+        None
+    }
+}
+
+/// A backend wrapped by test [`Hooks`]; everything the hooks do not intercept goes to `inner`.
+#[derive(Debug)]
+pub struct Hooked<H> {
+    pub inner: Arc<dyn StorageDriver>,
+    pub hooks: H,
+}
+
+impl<H: Hooks> Hooked<H> {
+    /// `hooks` around `inner`, and a [`Driver`] handle on the wrapper.
+    pub fn wrap(inner: Arc<dyn StorageDriver>, hooks: H) -> (Arc<Self>, Driver) {
+        let hooked = Arc::new(Hooked { inner, hooks });
+        let driver = Driver::new(Arc::clone(&hooked) as Arc<dyn StorageDriver>);
+        (hooked, driver)
+    }
+}
+
+#[async_trait]
+impl<H: Hooks> StorageDriver for Hooked<H> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn get_content(&self, p: &StoragePath) -> Result<Bytes> {
+        self.inner.get_content(p).await
+    }
+    async fn put_content(&self, p: &StoragePath, c: Bytes) -> Result<()> {
+        self.inner.put_content(p, c).await
+    }
+    async fn reader(&self, p: &StoragePath, o: u64) -> Result<ByteStream> {
+        self.inner.reader(p, o).await
+    }
+    async fn writer(&self, p: &StoragePath, a: bool) -> Result<Box<dyn FileWriter>> {
+        self.inner.writer(p, a).await
+    }
+    async fn stat(&self, p: &StoragePath) -> Result<FileInfo> {
+        self.inner.stat(p).await
+    }
+    async fn list(&self, p: &StoragePath) -> Result<Vec<StoragePath>> {
+        self.hooks.on_list(p)?;
+        self.inner.list(p).await
+    }
+    async fn move_object(&self, s: &StoragePath, d: &StoragePath) -> Result<()> {
+        self.inner.move_object(s, d).await
+    }
+    async fn delete(&self, p: &StoragePath) -> Result<()> {
+        self.hooks.on_delete(p)?;
+        self.inner.delete(p).await
+    }
+    async fn delete_many(&self, ps: &[StoragePath]) -> Vec<(StoragePath, Error)> {
+        let Some(refused) = self.hooks.on_delete_many(ps) else {
+            return regstore_driver_api::delete_each(self, ps).await;
+        };
+        let good: Vec<StoragePath> = ps
+            .iter()
+            .filter(|p| !refused.contains(p))
+            .cloned()
+            .collect();
+        let mut out = self.inner.delete_many(&good).await;
+        out.extend(refused.into_iter().map(|p| {
+            let e = Error::backend("hooked", Some(p.as_str()), "refused");
+            (p, e)
+        }));
+        out
+    }
+    async fn walk(&self, f: &StoragePath, o: &WalkOptions, cb: &mut WalkFn<'_>) -> Result<()> {
+        self.hooks.on_walk(f);
+        self.inner.walk(f, o, cb).await
+    }
 }
