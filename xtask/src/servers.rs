@@ -403,8 +403,9 @@ fn is_ours(p: &Proc) -> bool {
     cmdline.contains(&p.marker)
 }
 
-/// "N GiB free of M GiB on the file system holding `path`" (MiB below 1 GiB), for errors that may be a full disk.
-pub fn disk_space(path: &Path) -> String {
+/// "N GiB free of M GiB on the file system holding `path`" (MiB below 1 GiB), for errors that
+/// may mean a full disk.
+fn disk_space(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let human = |blocks: u64, size: u64| {
         let bytes = blocks.saturating_mul(size);
