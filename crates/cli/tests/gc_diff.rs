@@ -980,8 +980,9 @@ struct LiveRun {
 /// Two threads push generated images with skopeo through `reg` until `deadline` (repositories
 /// `live/{a,b,c}`, a base layer from `bases`, a layer shared by all of a worker's pushes, a
 /// fresh unique layer; tags `t0`/`t1` moved on every push), while this thread runs
-/// `regstore --json` with `gc_args(i)` for run `i`, in a loop until `deadline` and at least
-/// one run has started after `gc_until`. Every gc run must succeed.
+/// `regstore --json` with `gc_args(i)` for run `i`, in a loop until `deadline` and until two
+/// runs (so both kinds of a loop that alternates) have started after `gc_until`. Every gc run
+/// must succeed.
 fn pushes_beside_gc(
     reg: &Registry,
     deadline: Instant,
@@ -1017,9 +1018,9 @@ fn pushes_beside_gc(
             });
         }
         let mut i = 0;
-        let mut started_after = false;
-        while Instant::now() < deadline || !started_after {
-            started_after |= Instant::now() > gc_until;
+        let mut started_after = 0;
+        while Instant::now() < deadline || started_after < 2 {
+            started_after += usize::from(Instant::now() > gc_until);
             let mut args = vec!["--json"];
             args.extend(gc_args(i));
             let out = regstore(reg, &args);
@@ -1211,7 +1212,7 @@ fn live_gc_beside_pushes() {
 /// instead: the loop alternates `regstore gc --min-age 20s` (it deletes what nothing references
 /// once it is 20 s old, while pushes run — a push's blobs wait under a second for their
 /// manifest) with `gc -m` at the default `--min-age` (it marks and deletes nothing young), and
-/// runs until a run has started after the garbage turned 20 s. Untagged revisions are not
+/// runs until a run of each kind has started after the garbage turned 20 s. Untagged revisions are not
 /// garbage without `-m`, so every pushed image must still pull by digest, the garbage (a
 /// manifest deleted by digest: its manifest blob, config and layer; a blob uploaded without a
 /// manifest) must be gone, and nothing else may have been deleted.
