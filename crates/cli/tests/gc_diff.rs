@@ -1108,6 +1108,28 @@ fn live_registry(store: Store) -> Option<(Registry, [Vec<u8>; 2])> {
     Some((reg, bases))
 }
 
+/// Garbage that needs no `-m`, in `old/y`: an image on `base` deleted by digest (its manifest
+/// blob, config and layer are referenced by nothing) and a blob uploaded by a push that never
+/// sent its manifest.
+fn seed_unreferenced(reg: &Registry, base: &[u8]) {
+    let gone = push_image(reg, "old/y", "gone", &[base, &rand_bytes("y")]);
+    reg.delete_manifest("old/y", &gone.manifest);
+    reg.put_blob("old/y", &rand_bytes("orphan"));
+}
+
+/// What a dry run at `--min-age 0s` (with `-m` or not) finds once a second has passed, so the
+/// seeded state is older than its start; it must be `want` (blobs, manifests).
+fn seeded_garbage(reg: &Registry, m: bool, want: (usize, usize)) -> Sets {
+    std::thread::sleep(Duration::from_millis(1100));
+    let garbage = regstore_gc(reg, m, true);
+    assert_eq!(
+        (garbage.blobs.len(), garbage.manifests.len()),
+        want,
+        "seeded garbage: {garbage:?}"
+    );
+    garbage
+}
+
 /// The end of a live test: enough happened, the gc loop deleted exactly the blobs of `garbage`
 /// (`present(d)` tells whether blob `d` is still stored), and [`nothing_lost`] holds for every
 /// pushed image and both base tags.
@@ -1176,16 +1198,8 @@ fn live_gc_beside_pushes() {
     };
     push_image(&reg, "old/x", "t", &[&b1, &rand_bytes("x1")]);
     push_image(&reg, "old/x", "t", &[&b1, &rand_bytes("x2")]); // moved: x1 untagged
-    let gone = push_image(&reg, "old/y", "gone", &[&b2, &rand_bytes("y")]);
-    reg.delete_manifest("old/y", &gone.manifest);
-    reg.put_blob("old/y", &rand_bytes("orphan")); // a push that never sent its manifest
-    std::thread::sleep(Duration::from_millis(1100));
-    let garbage = regstore_gc(&reg, true, true);
-    assert_eq!(
-        (garbage.blobs.len(), garbage.manifests.len()),
-        (7, 1),
-        "seeded garbage: {garbage:?}"
-    );
+    seed_unreferenced(&reg, &b2);
+    let garbage = seeded_garbage(&reg, true, (7, 1));
     let data = reg.dir.path().join("data");
     backdate(&data, Duration::from_secs(48 * 3600));
     let blob_file = |d: &str| {
@@ -1212,27 +1226,18 @@ fn live_gc_beside_pushes() {
 /// instead: the loop alternates `regstore gc --min-age 20s` (it deletes what nothing references
 /// once it is 20 s old, while pushes run — a push's blobs wait under a second for their
 /// manifest) with `gc -m` at the default `--min-age` (it marks and deletes nothing young), and
-/// runs until a run of each kind has started after the garbage turned 20 s. Untagged revisions are not
-/// garbage without `-m`, so every pushed image must still pull by digest, the garbage (a
-/// manifest deleted by digest: its manifest blob, config and layer; a blob uploaded without a
-/// manifest) must be gone, and nothing else may have been deleted.
+/// runs until a run of each kind has started after the garbage turned 20 s. Untagged revisions
+/// are not garbage without `-m`, so every pushed image must still pull by digest, the garbage
+/// ([`seed_unreferenced`]: 4 blobs) must be gone, and nothing else may have been deleted.
 #[test]
 #[ignore = "needs docker-registry, skopeo and RGW; run by `cargo xtask gc-diff`"]
 fn s3_live_gc_beside_pushes() {
     let Some((reg, [b1, b2])) = live_registry(Store::S3) else {
         return;
     };
-    let gone = push_image(&reg, "old/y", "gone", &[&b2, &rand_bytes("y")]);
-    reg.delete_manifest("old/y", &gone.manifest);
-    reg.put_blob("old/y", &rand_bytes("orphan"));
+    seed_unreferenced(&reg, &b2);
     let seeded = Instant::now();
-    std::thread::sleep(Duration::from_millis(1100));
-    let garbage = regstore_gc(&reg, false, true);
-    assert_eq!(
-        (garbage.blobs.len(), garbage.manifests.len()),
-        (4, 0),
-        "seeded garbage: {garbage:?}"
-    );
+    let garbage = seeded_garbage(&reg, false, (4, 0));
 
     let deadline = Instant::now() + Duration::from_secs(live_seconds());
     // One second past 20 s, for the clocks of the test and of the server.
